@@ -1,0 +1,75 @@
+"""GeoJSON (RFC 7946) assembled from store rows: lon/lat, right-hand rings (ensured at import)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import shapely
+
+from webmap.catalog import fold
+
+INTERNAL_COLUMNS = {"_search", "extra", "fid"}
+
+
+def _clean(value):
+    if value is None:
+        return None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def feature_properties(layer, row: dict) -> dict:
+    props = {}
+    extra = row.get("extra")
+    if extra:
+        try:
+            props.update(json.loads(extra))
+        except (TypeError, ValueError):
+            pass
+    for name in layer.field_names:
+        if name in row:
+            props[name] = _clean(row[name])
+    return props
+
+
+def feature_collection(layer, gdf, *, limit: int, exceeded: bool) -> str:
+    """Serialise a query result; ``limitExceeded`` tells the map that the view holds more than it got."""
+    geoms = shapely.to_geojson(np.asarray(gdf.geometry.values, dtype=object)) if len(gdf) else []
+    columns = [c for c in gdf.columns if c != gdf.geometry.name]
+    records = gdf[columns].to_dict("records") if len(gdf) else []
+    parts = []
+    for record, geometry in zip(records, geoms):
+        feature = {
+            "type": "Feature",
+            "id": _clean(record.get(layer.id_field)),
+            "properties": feature_properties(layer, record),
+        }
+        text = json.dumps(feature, ensure_ascii=False, default=str)
+        parts.append(text[:-1] + ', "geometry": ' + (geometry or "null") + "}")
+    head = json.dumps({"type": "FeatureCollection", "layer": layer.kind, "numberReturned": len(parts),
+                       "limit": limit, "limitExceeded": bool(exceeded)}, ensure_ascii=False)
+    return head[:-1] + ', "features": [' + ",".join(parts) + "]}"
+
+
+def search_hit(layer, hit: dict, lang: str) -> dict:
+    row = hit["row"]
+    ident = _clean(row.get(layer.id_field))
+    name = _clean(row.get(layer.name_field)) if layer.name_field else None
+    label = f"{name} ({ident})" if name and name != ident else str(ident)
+    query_fold = fold(label)
+    return {
+        "layer": layer.kind,
+        "layer_label": layer.label_for(lang),
+        "layer_order": layer.order,
+        "id": ident,
+        "label": label,
+        "bbox": hit["bbox"],
+        "exact": query_fold == row.get("_search"),
+    }

@@ -1,0 +1,55 @@
+"""Vietnamese first, English by choice: the visitor's language and the page strings."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+LANGUAGES = ("vi", "en")
+
+STRINGS = {
+    "title": {"vi": "Bản đồ bảo vệ hạ tầng bưu chính, viễn thông, CNTT – TP. Cần Thơ",
+              "en": "Protection map of postal, telecom and IT infrastructure – Cần Thơ"},
+    "short_title": {"vi": "Bản đồ bảo vệ hạ tầng BC-VT-CNTT Cần Thơ", "en": "Cần Thơ infrastructure protection map"},
+    "search_placeholder": {"vi": "Tìm quận/huyện, trạm, mục tiêu, mã…", "en": "Search districts, stations, sites, IDs…"},
+    "search": {"vi": "Tìm", "en": "Search"},
+    "no_results": {"vi": "Không tìm thấy kết quả", "en": "No results"},
+    "layers": {"vi": "Lớp dữ liệu", "en": "Layers"},
+    "legend": {"vi": "Chú giải", "en": "Legend"},
+    "filters": {"vi": "Lọc sự cố", "en": "Incident filters"},
+    "types": {"vi": "Loại vụ việc", "en": "Types"},
+    "since": {"vi": "Từ ngày", "en": "From"},
+    "until": {"vi": "Đến ngày", "en": "To"},
+    "apply": {"vi": "Áp dụng", "en": "Apply"},
+    "reset": {"vi": "Bỏ lọc", "en": "Reset"},
+    "zoom_to": {"vi": "Phóng tới lớp", "en": "Zoom to layer"},
+    "limit_exceeded": {"vi": "Chỉ hiển thị {n} đối tượng đầu tiên trong khung nhìn: hãy phóng to để xem đủ.",
+                       "en": "Only the first {n} features in view are shown: zoom in to see them all."},
+    "loading": {"vi": "Đang tải…", "en": "Loading…"},
+    "load_error": {"vi": "Không tải được lớp", "en": "Could not load layer"},
+    "coordinates": {"vi": "Tọa độ", "en": "Coordinates"},
+    "language_other": {"vi": "English", "en": "Tiếng Việt"},
+    "no_layers": {"vi": "Chưa có dữ liệu: chạy `webmap demo` hoặc `webmap import`.",
+                  "en": "No data yet: run `webmap demo` or `webmap import`."},
+    "features": {"vi": "đối tượng", "en": "features"},
+    "attribution": {
+        "vi": "Ranh giới hành chính: Cổng TTĐT Chính phủ (gis.chinhphu.vn) qua dự án dvhcvn của Đào Hoàng Sơn (GPL-3.0); "
+              "mã và tên đơn vị hành chính: Tổng cục Thống kê. Doanh nghiệp, tuyến cáp, trạm, mục tiêu và sự cố: dữ liệu mẫu hư cấu.",
+        "en": "Administrative boundaries: Government Portal of Viet Nam (gis.chinhphu.vn) via the dvhcvn project by Đào Hoàng Sơn "
+              "(GPL-3.0); unit codes and names: General Statistics Office of Viet Nam. Enterprises, cables, stations, sites and "
+              "incidents: fictional demo data.",
+    },
+    "error": {"vi": "Lỗi", "en": "Error"},
+    "back": {"vi": "Về bản đồ", "en": "Back to the map"},
+}
+
+
+def current_language() -> str:
+    """``?lang=`` first, then the ``lang`` cookie, then the configured default."""
+    chosen = request.args.get("lang") or request.cookies.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    return current_app.config.get("DEFAULT_LANGUAGE", "vi")
+
+
+def strings(lang: str) -> dict:
+    return {key: texts.get(lang) or texts["vi"] for key, texts in STRINGS.items()}

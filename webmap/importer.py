@@ -1,0 +1,126 @@
+"""The import pipeline: a user's file in, a new layer version in the store, and a report out.
+
+    file -> open_source (checks, safe unpacking) -> read_source (pyogrio, text decoding)
+         -> clean_geometries -> CRS to WGS 84 (VN-2000 pinned) -> conform_attributes -> store
+
+Everything before the store only reads; the store swaps the version in one transaction. So any error, at
+any step, leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+
+import geopandas as gpd
+import numpy as np
+
+from webmap import crs as crs_mod
+from webmap.catalog import get_layer
+from webmap.errors import BadInput
+from webmap.io.conform import conform_attributes
+from webmap.io.geometry import clean_geometries, orient_rfc7946
+from webmap.io.readers import read_source
+from webmap.io.sources import open_source
+
+
+@dataclass
+class ImportReport:
+    layer: str
+    source: str
+    format: str
+    sha256: str
+    features_read: int = 0
+    features_kept: int = 0
+    repaired: int = 0
+    dropped_empty: int = 0
+    dropped_unrepairable: int = 0
+    crs: str = ""
+    transformation: str = ""
+    encoding: str = ""
+    version: int | None = None
+    warnings: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        """The report as a person reads it (printed by the CLI, kept with the version)."""
+        out = [
+            f"layer {self.layer} <- {self.source} ({self.format}), sha256 {self.sha256[:16]}…",
+            f"features: {self.features_read} read, {self.features_kept} kept, {self.repaired} repaired, "
+            f"{self.dropped_empty} dropped (null/empty geometry), {self.dropped_unrepairable} dropped (unrepairable)",
+            f"CRS: {self.transformation or self.crs}",
+            f"text encoding: {self.encoding}",
+        ]
+        out += [f"warning: {w}" for w in self.warnings]
+        if self.version is not None:
+            out.append(f"stored as version {self.version}")
+        return out
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=None, mapping=None):
+    """Read, check and convert a file; return ``(GeoDataFrame in EPSG:4326, ImportReport)``. Writes nothing."""
+    layer = get_layer(kind)
+    if owner is not None and not layer.owner_field:
+        raise BadInput(f"--owner applies to layers with an owner ({kind} has none)")
+    if not os.path.isfile(str(path)):
+        # open_source gives the precise message (missing, virtual path, not a file)
+        with open_source(path, member):
+            pass
+    report = ImportReport(layer=kind, source=os.path.basename(str(path)), format="", sha256=file_sha256(path))
+    with open_source(path, member) as source:
+        report.format = source.format + (f" (layer {source.layer})" if source.layer else "")
+        raw = read_source(source, encoding)
+    report.encoding = raw.encoding
+    report.warnings += raw.notes
+    gdf = raw.gdf
+    report.features_read = len(gdf)
+    if len(gdf) == 0:
+        raise BadInput(f"{report.source} holds no features")
+    counts = {}
+    geoms, keep = clean_geometries(gdf.geometry.values, layer.geometry, counts)
+    report.repaired = counts["repaired"]
+    report.dropped_empty = counts["dropped_empty"]
+    report.dropped_unrepairable = counts["dropped_unrepairable"]
+    if not keep.any():
+        raise BadInput(f"{report.source}: no feature has a usable geometry")
+    kept = geoms[keep]
+    bounds = tuple(float(v) for v in gpd.GeoSeries(kept).total_bounds)
+    resolution = crs_mod.resolve_crs(raw.crs, user_crs=crs, bounds=bounds)
+    report.crs = resolution.source.to_string() if resolution.source is not None else ""
+    report.transformation = resolution.description
+    report.warnings += list(resolution.warnings)
+    lonlat = resolution.transform_geometries(kept)
+    crs_mod.check_lonlat_bounds(tuple(float(v) for v in gpd.GeoSeries(lonlat).total_bounds))
+    lonlat = orient_rfc7946(lonlat)
+    attributes = conform_attributes(
+        layer, gdf.drop(columns=gdf.geometry.name).loc[keep], mapping=mapping, owner=owner, warnings=report.warnings
+    )
+    out = gpd.GeoDataFrame(attributes.reset_index(drop=True), geometry=np.asarray(lonlat, dtype=object), crs="EPSG:4326")
+    report.features_kept = len(out)
+    if report.dropped_empty:
+        report.warnings.append(f"{report.dropped_empty} feature(s) without geometry dropped")
+    return out, report
+
+
+def provenance_of(report: ImportReport) -> dict:
+    """What the store keeps with a version: source name, SHA-256, CRS and the whole report."""
+    return {"source_name": report.source, "sha256": report.sha256, "crs": report.crs, "report": report.as_dict()}
+
+
+def import_layer(store, path, kind, *, owner=None, crs=None, encoding=None, member=None, mapping=None, progress=None):
+    """Import ``path`` as the new version of layer ``kind``; all or nothing. Returns the ImportReport."""
+    gdf, report = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member, mapping=mapping)
+    version = store.replace_layer(kind, gdf, provenance_of(report), progress=progress)
+    report.version = version.version
+    return report

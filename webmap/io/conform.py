@@ -1,0 +1,198 @@
+"""Map a file's attributes onto a layer definition: find the columns, convert types, check values.
+
+Columns are matched by name, then by the definition's aliases (including Shapefile's 10-character
+truncations), then by an explicit ``mapping`` given by the user, all compared without case or diacritics.
+Values of coded fields may be the code itself or its Vietnamese or English label ("Cáp quang" -> fibre).
+Columns the definition does not know are kept as extra properties.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timezone, timedelta
+
+import numpy as np
+import pandas as pd
+
+from webmap.catalog import FieldDef, LayerDef, fold
+from webmap.errors import SchemaError
+
+LOCAL_TZ = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has had no DST since 1975
+TRUE_WORDS = {"1", "true", "t", "yes", "y", "co", "x"}
+FALSE_WORDS = {"0", "false", "f", "no", "n", "khong", ""}
+MAX_LISTED = 5
+
+
+def _rows(index) -> str:
+    shown = ", ".join(str(i + 1) for i in list(index)[:MAX_LISTED])
+    more = len(index) - MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def match_columns(layer: LayerDef, columns: list[str], mapping: dict | None = None) -> dict:
+    """Return ``{field name: source column}`` for the fields found in ``columns``."""
+    by_fold = {}
+    for column in columns:
+        by_fold.setdefault(fold(column).strip().replace(" ", "_"), column)
+    found = {}
+    user = {fold(k).strip(): v for k, v in (mapping or {}).items()}  # source column -> field
+    for source_key, target in user.items():
+        if target not in layer.field_names:
+            raise SchemaError(f"--map names field {target!r}, which layer {layer.kind} does not have ({', '.join(layer.field_names)})")
+        if source_key not in by_fold:
+            raise SchemaError(f"--map names column {source_key!r}, which the file does not have ({', '.join(columns)})")
+        found[target] = by_fold[source_key]
+    for f in layer.fields:
+        if f.name in found:
+            continue
+        for candidate in (f.name, *f.aliases):
+            key = fold(candidate).replace(" ", "_")
+            if key in by_fold and by_fold[key] not in found.values():
+                found[f.name] = by_fold[key]
+                break
+    return found
+
+
+def _label_lookup(f: FieldDef) -> dict:
+    lookup = {fold(v): v for v in f.allowed or ()}
+    for code, labels in f.value_labels.items():
+        for text in labels.values():
+            lookup.setdefault(fold(text), code)
+    return lookup
+
+
+def _convert(f: FieldDef, series: pd.Series, layer: LayerDef) -> pd.Series:
+    name = f"{layer.kind}.{f.name}"
+    blank = series.isna() | (series.astype("string").str.strip() == "")
+    if f.type == "string":
+        out = series.astype("string").str.strip()
+        if f.allowed:
+            lookup = _label_lookup(f)
+            folded = out.map(lambda v: fold(v) if isinstance(v, str) else v)
+            mapped = folded.map(lambda v: lookup.get(v) if isinstance(v, str) else None)
+            bad = ~blank & mapped.isna()
+            if bad.any():
+                values = sorted({str(v) for v in series[bad]})[:MAX_LISTED]
+                raise SchemaError(
+                    f"{name}: value(s) {', '.join(repr(v) for v in values)} not allowed (rows {_rows(series.index[bad])}); "
+                    f"allowed: {', '.join(f.allowed)}"
+                )
+            out = mapped.astype("string")
+        return out.where(~blank, None)
+    if f.type in ("integer", "number"):
+        text = series.astype("string").str.strip().str.replace(",", "", regex=False) if series.dtype == object else series
+        numbers = pd.to_numeric(text, errors="coerce")
+        bad = ~blank & numbers.isna()
+        if bad.any():
+            raise SchemaError(f"{name}: not a number in rows {_rows(series.index[bad])} (e.g. {series[bad].iloc[0]!r})")
+        if f.type == "integer":
+            if ((numbers.dropna() % 1) != 0).any():
+                raise SchemaError(f"{name}: expected whole numbers, found fractions")
+            return numbers.astype("Int64")
+        return numbers.astype("Float64")
+    if f.type == "boolean":
+        folded = series.map(lambda v: fold(v).strip() if isinstance(v, str) else ("1" if v is True or v == 1 else ("0" if v is False or v == 0 else None)))
+        out = folded.map(lambda v: True if v in TRUE_WORDS - {""} else (False if v in FALSE_WORDS else None))
+        bad = ~blank & out.isna()
+        if bad.any():
+            raise SchemaError(f"{name}: expected yes/no values, rows {_rows(series.index[bad])}")
+        return out.astype("boolean")
+    if f.type in ("date", "datetime"):
+        return _convert_time(f, series, blank, name)
+    raise SchemaError(f"{name}: unsupported field type {f.type}")
+
+
+def _convert_time(f, series, blank, name):
+    if pd.api.types.is_datetime64_any_dtype(series):
+        parsed = series
+    else:
+        text = series.astype("string").str.strip()
+        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=False)
+        if parsed.isna().sum() > blank.sum():
+            parsed = pd.to_datetime(text, errors="coerce", dayfirst=True, format="mixed")
+    if not isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        if pd.api.types.is_datetime64_any_dtype(parsed):
+            parsed = parsed.dt.tz_localize(LOCAL_TZ)
+        else:  # mixed offsets come back as objects: go through UTC
+            parsed = pd.to_datetime(parsed, utc=True, errors="coerce")
+    parsed = parsed.dt.tz_convert(LOCAL_TZ)
+    bad = ~blank & parsed.isna()
+    if bad.any():
+        raise SchemaError(
+            f"{name}: not a date/time in rows {_rows(series.index[bad])} (e.g. {series[bad].iloc[0]!r}); use ISO 8601 such as 2024-03-14T02:35:00+07:00"
+        )
+    fmt = "%Y-%m-%d" if f.type == "date" else "%Y-%m-%dT%H:%M:%S+07:00"
+    return parsed.dt.strftime(fmt).astype("string").where(~blank, None)
+
+
+def conform_attributes(layer: LayerDef, frame: pd.DataFrame, *, mapping=None, owner=None, warnings=None):
+    """Return a frame with the layer's fields (converted), ``extra`` (JSON) and ``_search`` columns."""
+    warnings = warnings if warnings is not None else []
+    columns = [c for c in frame.columns if c != "geometry"]
+    found = match_columns(layer, columns, mapping)
+    out = pd.DataFrame(index=frame.index)
+    for f in layer.fields:
+        if f.name == layer.owner_field and owner:
+            if f.name in found:
+                differing = frame[found[f.name]].astype("string").str.strip()
+                if (differing.notna() & (differing != owner)).any():
+                    warnings.append(f"{f.name} column replaced by --owner {owner}")
+            out[f.name] = pd.Series(owner, index=frame.index, dtype="string")
+            continue
+        if f.name not in found:
+            if f.required:
+                raise SchemaError(
+                    f"{layer.kind}: required column {f.name!r} not found; the file has {', '.join(columns) or 'no columns'}"
+                    f" (name it with --map COLUMN={f.name}{' or give --owner' if f.name == layer.owner_field else ''})"
+                )
+            out[f.name] = pd.Series(None, index=frame.index, dtype=_empty_dtype(f))
+            continue
+        converted = _convert(f, frame[found[f.name]], layer)
+        if f.required:
+            missing = converted.isna()
+            if missing.any():
+                raise SchemaError(f"{layer.kind}.{f.name} is required but empty in rows {_rows(frame.index[missing])}")
+        out[f.name] = converted
+    ids = out[layer.id_field]
+    duplicated = ids[ids.notna() & ids.duplicated(keep=False)]
+    if len(duplicated):
+        values = sorted(set(duplicated.astype(str)))[:MAX_LISTED]
+        raise SchemaError(f"{layer.kind}.{layer.id_field} must be unique; repeated: {', '.join(values)}")
+    used = set(found.values())
+    extras = [c for c in columns if c not in used]
+    if extras:
+        warnings.append(f"columns kept as extra properties: {', '.join(map(str, extras))}")
+        out["extra"] = _extra_json(frame[extras])
+    else:
+        out["extra"] = pd.Series(None, index=frame.index, dtype="string")
+    out["_search"] = _search_text(layer, out)
+    return out
+
+
+def _empty_dtype(f: FieldDef) -> str:
+    return {"integer": "Int64", "number": "Float64", "boolean": "boolean"}.get(f.type, "string")
+
+
+def _extra_json(frame: pd.DataFrame) -> pd.Series:
+    def to_json(row):
+        values = {str(k): (None if pd.isna(v) else (v.item() if isinstance(v, np.generic) else v)) for k, v in row.items()}
+        values = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in values.items()}
+        return json.dumps(values, ensure_ascii=False)
+
+    return pd.Series([to_json(row) for _, row in frame.iterrows()], index=frame.index, dtype="string")
+
+
+def _search_text(layer: LayerDef, out: pd.DataFrame) -> pd.Series:
+    """Folded text that search matches against (vectorised: this runs on every row of big imports)."""
+    fields = [f for f in layer.search_fields if f in out]
+    if not fields:
+        return pd.Series("", index=out.index, dtype="string")
+    joined = out[fields[0]].astype("string").fillna("")
+    for name in fields[1:]:
+        joined = joined + " " + out[name].astype("string").fillna("")
+    joined = joined.str.strip()
+    ascii_mask = joined.str.isascii().fillna(True).astype(bool)
+    folded = joined.str.lower()
+    if (~ascii_mask).any():
+        folded[~ascii_mask] = joined[~ascii_mask].map(fold)
+    return folded.astype("string")

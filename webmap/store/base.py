@@ -1,0 +1,60 @@
+"""The store interface: everything above it (import, API, map, exports, analyses) talks to this.
+
+Two backends are planned: the embedded GeoPackage file (``embedded.py``, the default) and PostGIS for many
+users. A backend must make ``replace_layer`` all-or-nothing: readers see the old version until the new
+one is complete, and a failure leaves the old one untouched.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LayerVersion:
+    """One imported version of a layer, with its provenance."""
+
+    kind: str
+    version: int
+    created_at: str
+    source_name: str
+    sha256: str
+    crs: str
+    feature_count: int
+    bbox: tuple | None
+    report: dict = field(default_factory=dict)
+    active: bool = True
+
+
+@dataclass
+class FeatureQuery:
+    """A viewport query: bbox in lon/lat, a limit, and equality/range filters on schema fields."""
+
+    bbox: tuple | None = None
+    limit: int = 1000
+    in_filters: dict = field(default_factory=dict)  # field -> list of allowed values
+    min_filters: dict = field(default_factory=dict)  # field -> inclusive lower bound (string compare)
+    max_filters: dict = field(default_factory=dict)  # field -> exclusive upper bound
+
+
+class Store(ABC):
+    @abstractmethod
+    def list_versions(self, kind: str | None = None, active_only: bool = True) -> list[LayerVersion]:
+        """Versions of every layer (or of one), newest first."""
+
+    @abstractmethod
+    def replace_layer(self, kind: str, gdf, provenance: dict, progress=None) -> LayerVersion:
+        """Store ``gdf`` (EPSG:4326, schema columns + ``extra`` + ``_search``) as the new active version."""
+
+    @abstractmethod
+    def query_features(self, kind: str, query: FeatureQuery):
+        """Return ``(GeoDataFrame, exceeded)`` for the active version, at most ``query.limit`` rows."""
+
+    @abstractmethod
+    def read_layer(self, kind: str):
+        """The whole active version as a GeoDataFrame (exports, analyses)."""
+
+    @abstractmethod
+    def search(self, text_folded: str, kinds: list[str], limit: int) -> list[dict]:
+        """Features whose folded search text contains ``text_folded``: layer, id, label, bbox."""

@@ -1,0 +1,63 @@
+"""HTML pages: the map. Vietnamese by default; ``?lang=en`` switches and is remembered in a cookie."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, make_response, render_template, request, url_for
+
+from webmap.catalog import load_catalog
+from webmap.i18n import LANGUAGES, current_language, strings
+from webmap.maps.webmap_page import build_map, render_parts
+
+bp = Blueprint("pages", __name__)
+
+
+def _assets() -> dict:
+    return {
+        "js": [
+            ("leaflet", url_for("vendor.asset", package="leaflet", filename="leaflet.js")),
+            ("markercluster", url_for("vendor.asset", package="markercluster", filename="leaflet.markercluster.js")),
+            ("webmap", url_for("static", filename="webmap.js")),
+        ],
+        "css": [
+            ("leaflet_css", url_for("vendor.asset", package="leaflet", filename="leaflet.css")),
+            ("markercluster_css", url_for("vendor.asset", package="markercluster", filename="MarkerCluster.css")),
+            ("markercluster_default_css", url_for("vendor.asset", package="markercluster", filename="MarkerCluster.Default.css")),
+            ("webmap_css", url_for("static", filename="webmap.css")),
+        ],
+    }
+
+
+def _basemap():
+    value = current_app.config.get("BASEMAP")
+    if not value:
+        return None
+    if value.endswith(".mbtiles"):
+        url = url_for("tiles.tile", z=0, x=0, y=0).replace("/0/0/0.png", "/{z}/{x}/{y}.png")
+    else:
+        url = value
+    return {"url": url, "attribution": current_app.config.get("BASEMAP_ATTRIBUTION", ""), "name": "basemap"}
+
+
+@bp.get("/")
+def index():
+    lang = current_language()
+    text = strings(lang)
+    client = {
+        "lang": lang,
+        "strings": text,
+        "layers": [layer.to_client(lang) for layer in load_catalog().values()],
+        "api": {
+            "layers": url_for("api.list_layers"),
+            "features": url_for("api.layer_features", kind="__KIND__"),
+            "search": url_for("api.search"),
+        },
+        "page_features": current_app.config["PAGE_FEATURES"],
+    }
+    fmap = build_map(center=current_app.config["MAP_CENTER"], zoom=current_app.config["MAP_ZOOM"],
+                     assets=_assets(), client_config=client, basemap=_basemap())
+    other = [code for code in LANGUAGES if code != lang][0]
+    response = make_response(render_template("map.html", lang=lang, text=text, other_lang=other,
+                                             parts=render_parts(fmap)))
+    if request.args.get("lang") in LANGUAGES:
+        response.set_cookie("lang", lang, max_age=365 * 86400, samesite="Lax", httponly=True)
+    return response
