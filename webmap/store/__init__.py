@@ -11,15 +11,15 @@ __all__ = ["FeatureQuery", "LayerVersion", "Store", "open_store", "default_store
 
 
 def default_store_url(instance_path: str) -> str:
-    return "gpkg:" + os.path.join(instance_path, "webmap.gpkg")
+    return "folder:" + os.path.join(instance_path, "store")
 
 
 def open_store(url: str) -> Store:
-    """Open the store named by ``url``: ``gpkg:/path/file.gpkg`` (embedded) or a PostGIS URL (later)."""
-    if url.startswith("gpkg:"):
+    """Open the store named by ``url``: ``folder:/path/to/store`` (embedded: a catalogue and GeoPackages) or a PostGIS URL (later)."""
+    if url.startswith("folder:"):
         from webmap.store.embedded import EmbeddedStore
 
-        return EmbeddedStore(url[len("gpkg:"):])
+        return EmbeddedStore(url[len("folder:"):])
     if url.startswith(("postgresql:", "postgres:")):
-        raise BadInput("the PostGIS store is not available yet: use the embedded store (gpkg:PATH)")
-    raise BadInput(f"unknown store URL {url!r}: expected gpkg:/path/to/webmap.gpkg")
+        raise BadInput("the PostGIS store is not available yet: use the embedded store (folder:PATH)")
+    raise BadInput(f"unknown store URL {url!r}: expected folder:/path/to/store (embedded)")

@@ -1,22 +1,24 @@
-"""The embedded store: one GeoPackage file under ``instance/``, nothing to install or start.
+"""The embedded store: a folder under ``instance/``, nothing to install or start.
 
-Why a GeoPackage: it is one SQLite file that QGIS opens as it is, GDAL writes it fast through Arrow, and
-its R-tree index answers viewport queries. Layout inside the file:
+- ``webmap.sqlite``: the catalogue, one row per imported version of a layer (provenance and import
+  report as JSON); ``active = 1`` marks the version that readers see.
+- ``layers/<kind>_v<N>.gpkg``: the features of version N of a layer, a GeoPackage written once by GDAL
+  (through Arrow, with its R-tree index) and never modified again; QGIS opens it as it is.
 
-- ``webmap_versions``: one row per imported version of a layer (provenance and import report, JSON);
-  ``active = 1`` marks the version that readers see.
-- ``<kind>_v<N>``: the features of version N of a layer, written by GDAL with its spatial index.
+Why one GeoPackage per version rather than one file for everything: GDAL (inside pyogrio) carries its own
+SQLite library, and two SQLite libraries on the same file in one process defeat SQLite's POSIX locks
+(a "database disk image is malformed" was seen here when both touched one file). So each file has one
+owner: GDAL writes a version file, Python's sqlite3 reads it with ``immutable=1`` (no locks needed, as
+it never changes), and only Python's sqlite3 touches the catalogue.
 
-Atomicity: a new version is written to a new table that no reader knows of; only when it is complete is
-the active pointer moved, in one SQLite transaction. A failure drops the half-written table, so the
-previous version is untouched. Tables left by a crash are removed the next time a layer is written.
-
-Reads go straight to SQLite (the R-tree join and the GeoPackage geometry blobs are simple), which avoids
-opening the dataset through GDAL on every map request.
+Atomicity: a new version is written to a temporary name, renamed into place, and only then is the
+active pointer moved in one transaction of the catalogue. A failure at any step removes the new file, so
+the previous version is untouched. Files left by a crash are removed the next time a layer is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -73,43 +75,57 @@ def _quote(name: str) -> str:
 
 
 class EmbeddedStore(Store):
-    """A GeoPackage file that holds every layer and its versions."""
+    """The catalogue ``webmap.sqlite`` and its immutable version files in ``layers/``."""
 
-    def __init__(self, path: str):
-        self.path = os.path.abspath(path)
+    CATALOGUE = "webmap.sqlite"
+    LAYERS = "layers"
+
+    def __init__(self, folder: str):
+        self.folder = os.path.abspath(folder)
+        self.path = os.path.join(self.folder, self.CATALOGUE)
+        self.layers_dir = os.path.join(self.folder, self.LAYERS)
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        if not os.path.exists(self.path):
-            self._create()
-
-    # -- set-up ---------------------------------------------------------------------------------
-    def _create(self):
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        # GDAL makes a valid, empty GeoPackage (application id, spatial_ref_sys, contents); an attribute
-        # table records the store's schema version.
-        meta = pd.DataFrame({"key": ["store_schema"], "value": ["1"]})
-        pyogrio.write_dataframe(meta, self.path, layer="webmap_meta", driver="GPKG")
-        con = sqlite3.connect(self.path)
+        os.makedirs(self.layers_dir, exist_ok=True)
+        con = self._writer()
         try:
             con.execute("PRAGMA journal_mode=WAL")
-            con.execute(_VERSIONS_DDL)
-            con.commit()
         finally:
             con.close()
 
-    def _reader(self) -> sqlite3.Connection:
-        """A read-only connection per thread (Flask serves requests on threads)."""
-        con = getattr(self._local, "con", None)
+    def table_path(self, table: str) -> str:
+        return os.path.join(self.layers_dir, f"{table}.gpkg")
+
+    # -- connections ----------------------------------------------------------------------------
+    def _catalogue(self) -> sqlite3.Connection:
+        """A connection per thread (Flask serves requests on threads)."""
+        con = getattr(self._local, "catalogue", None)
         if con is None:
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            con = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             con.row_factory = sqlite3.Row
-            self._local.con = con
+            self._local.catalogue = con
         return con
 
     def _writer(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30)
         con.row_factory = sqlite3.Row
         con.execute(_VERSIONS_DDL)
+        con.commit()
+        return con
+
+    def _table_reader(self, table: str) -> sqlite3.Connection:
+        """Version files never change, so they are opened immutable (no locks) and kept open."""
+        cache = getattr(self._local, "tables", None)
+        if cache is None:
+            cache = self._local.tables = {}
+        con = cache.get(table)
+        if con is None:
+            path = self.table_path(table)
+            if not os.path.exists(path):
+                raise StoreError(f"the store has lost the file of {table}; import the layer again")
+            con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            con.row_factory = sqlite3.Row
+            cache[table] = con
         return con
 
     # -- versions -------------------------------------------------------------------------------
@@ -137,10 +153,10 @@ class EmbeddedStore(Store):
         if active_only:
             sql += " AND active = 1"
         sql += " ORDER BY kind, version DESC"
-        return [self._version_from_row(r) for r in self._reader().execute(sql, params)]
+        return [self._version_from_row(r) for r in self._catalogue().execute(sql, params)]
 
     def _active_table(self, kind: str) -> str:
-        row = self._reader().execute(
+        row = self._catalogue().execute(
             "SELECT table_name FROM webmap_versions WHERE kind = ? AND active = 1", (kind,)
         ).fetchone()
         if row is None:
@@ -148,38 +164,28 @@ class EmbeddedStore(Store):
         return row["table_name"]
 
     # -- writing --------------------------------------------------------------------------------
-    def _drop_table(self, table: str):
-        """Remove a feature table with everything GDAL registered for it (R-tree, contents, triggers)."""
-        import fiona
+    def _remove_file(self, path: str):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path + suffix)
 
-        try:
-            fiona.remove(self.path, layer=table, driver="GPKG")
-        except Exception:  # noqa: BLE001 - absent or half-made table: clean what SQLite can
-            con = self._writer()
-            try:
-                con.execute(f"DROP TABLE IF EXISTS {_quote(table)}")
-                con.execute("DELETE FROM gpkg_contents WHERE table_name = ?", (table,))
-                con.execute("DELETE FROM gpkg_geometry_columns WHERE table_name = ?", (table,))
-                con.commit()
-            finally:
-                con.close()
-
-    def _orphan_tables(self, kind: str) -> list[str]:
+    def _remove_orphans(self, kind: str):
         con = self._writer()
         try:
             known = {r[0] for r in con.execute("SELECT table_name FROM webmap_versions WHERE kind = ?", (kind,))}
-            tables = [
-                r[0]
-                for r in con.execute("SELECT table_name FROM gpkg_contents WHERE table_name LIKE ?", (f"{kind}_v%",))
-            ]
         finally:
             con.close()
-        return [t for t in tables if t not in known and t[len(kind) + 2:].isdigit()]
+        for name in os.listdir(self.layers_dir):
+            stem = name.split(".gpkg")[0].lstrip(".")
+            if stem.startswith("tmp-"):
+                stem = stem[4:]
+            if stem.startswith(f"{kind}_v") and stem[len(kind) + 2:].isdigit() and (
+                    stem not in known or name.startswith(".")):
+                self._remove_file(os.path.join(self.layers_dir, name))
 
     def replace_layer(self, kind, gdf, provenance, progress=None):
         with self._write_lock:
-            for orphan in self._orphan_tables(kind):
-                self._drop_table(orphan)
+            self._remove_orphans(kind)
             con = self._writer()
             try:
                 row = con.execute("SELECT MAX(version) FROM webmap_versions WHERE kind = ?", (kind,)).fetchone()
@@ -187,8 +193,11 @@ class EmbeddedStore(Store):
                 con.close()
             version = (row[0] or 0) + 1
             table = f"{kind}_v{version}"
+            final_path = self.table_path(table)
+            tmp_path = os.path.join(self.layers_dir, f".tmp-{table}.gpkg")
             try:
-                self._write_table(table, gdf, progress)
+                self._write_table(tmp_path, table, gdf, progress)
+                os.replace(tmp_path, final_path)
                 bbox = [float(v) for v in gdf.total_bounds] if len(gdf) else None
                 record = {
                     "kind": kind,
@@ -219,7 +228,8 @@ class EmbeddedStore(Store):
                 finally:
                     con.close()
             except BaseException:
-                self._drop_table(table)
+                self._remove_file(tmp_path)
+                self._remove_file(final_path)
                 raise
             self._prune(kind)
             return self.list_versions(kind)[0]
@@ -227,17 +237,15 @@ class EmbeddedStore(Store):
     def _before_activate(self, kind, version):
         """Hook called inside the activation transaction (tests inject failures here)."""
 
-    def _write_table(self, table, gdf, progress):
+    def _write_table(self, path, table, gdf, progress):
         total = len(gdf)
+        options = dict(driver="GPKG", layer=table, promote_to_multi=False, geometry_type="Unknown")
         if total == 0:
-            pyogrio.write_dataframe(gdf, self.path, layer=table, driver="GPKG", promote_to_multi=False)
+            pyogrio.write_dataframe(gdf, path, **options)
             return
         for start in range(0, total, WRITE_CHUNK_ROWS):
             chunk = gdf.iloc[start:start + WRITE_CHUNK_ROWS]
-            pyogrio.write_dataframe(
-                chunk, self.path, layer=table, driver="GPKG", append=start > 0,
-                use_arrow=True, promote_to_multi=False, geometry_type="Unknown",
-            )
+            pyogrio.write_dataframe(chunk, path, append=start > 0, use_arrow=True, **options)
             if progress:
                 progress(len(chunk))
 
@@ -248,29 +256,24 @@ class EmbeddedStore(Store):
                 "SELECT version, table_name FROM webmap_versions WHERE kind = ? AND active = 0 ORDER BY version DESC",
                 (kind,),
             ).fetchall()
-        finally:
-            con.close()
-        for row in old[KEEP_VERSIONS - 1:]:
-            self._drop_table(row["table_name"])
-            con = self._writer()
-            try:
+            for row in old[KEEP_VERSIONS - 1:]:
                 with con:
                     con.execute("DELETE FROM webmap_versions WHERE kind = ? AND version = ?", (kind, row["version"]))
-            finally:
-                con.close()
+                self._remove_file(self.table_path(row["table_name"]))
+        finally:
+            con.close()
 
     # -- reading --------------------------------------------------------------------------------
     def read_layer(self, kind):
         table = self._active_table(kind)
-        gdf = pyogrio.read_dataframe(self.path, layer=table, use_arrow=True)
-        return gdf
+        return pyogrio.read_dataframe(self.table_path(table), layer=table, use_arrow=True)
 
     def query_features(self, kind, query: FeatureQuery):
         table = self._active_table(kind)
         where, params = [], []
         if query.bbox is not None:
             west, south, east, north = query.bbox
-            rtree = _quote(f"rtree_{table}_geom")
+            rtree = _quote(f"rtree_{table}_{self._geometry_column(table)}")
             where.append(f"t.fid IN (SELECT id FROM {rtree} WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)")
             params += [east, west, north, south]
         for name, values in query.in_filters.items():
@@ -287,13 +290,12 @@ class EmbeddedStore(Store):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY t.fid LIMIT ?"
         params.append(int(query.limit) + 1)
-        rows = self._reader().execute(sql, params).fetchall()
+        rows = self._table_reader(table).execute(sql, params).fetchall()
         exceeded = len(rows) > query.limit
-        rows = rows[: query.limit]
-        return self._rows_to_frame(table, rows), exceeded
+        return self._rows_to_frame(table, rows[: query.limit]), exceeded
 
     def _geometry_column(self, table):
-        row = self._reader().execute(
+        row = self._table_reader(table).execute(
             "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (table,)
         ).fetchone()
         return row[0] if row else "geom"
@@ -301,14 +303,13 @@ class EmbeddedStore(Store):
     def _rows_to_frame(self, table, rows):
         geom_col = self._geometry_column(table)
         if rows:
-            columns = rows[0].keys()
+            columns = list(rows[0].keys())
         else:
-            columns = [r[1] for r in self._reader().execute(f"PRAGMA table_info({_quote(table)})")]
-        records = [tuple(r) for r in rows]
-        frame = pd.DataFrame.from_records(records, columns=columns)
+            columns = [r[1] for r in self._table_reader(table).execute(f"PRAGMA table_info({_quote(table)})")]
+        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
         blobs = frame.pop(geom_col) if geom_col in frame else pd.Series([], dtype=object)
         wkb = np.array([gpkg_blob_to_wkb(b) for b in blobs], dtype=object)
-        geometry = shapely.from_wkb(wkb) if len(wkb) else []
+        geometry = shapely.from_wkb(wkb) if len(wkb) else np.array([], dtype=object)
         return gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
 
     def search(self, text_folded, kinds, limit):
@@ -319,19 +320,22 @@ class EmbeddedStore(Store):
                 table = self._active_table(kind)
             except NotFound:
                 continue
-            rtree = _quote(f"rtree_{table}_geom")
+            rtree = _quote(f"rtree_{table}_{self._geometry_column(table)}")
             sql = (
                 f"SELECT t.*, r.minx AS _minx, r.miny AS _miny, r.maxx AS _maxx, r.maxy AS _maxy"
                 f" FROM {_quote(table)} t JOIN {rtree} r ON r.id = t.fid"
                 f" WHERE t._search LIKE ? ESCAPE '\\' ORDER BY length(t._search), t.fid LIMIT ?"
             )
-            for row in self._reader().execute(sql, (pattern, limit)):
+            for row in self._table_reader(table).execute(sql, (pattern, limit)):
                 results.append({"layer": kind, "row": dict(row),
                                 "bbox": [row["_minx"], row["_miny"], row["_maxx"], row["_maxy"]]})
         return results
 
     def close(self):
-        con = getattr(self._local, "con", None)
+        con = getattr(self._local, "catalogue", None)
         if con is not None:
             con.close()
-            self._local.con = None
+            self._local.catalogue = None
+        for con in (getattr(self._local, "tables", None) or {}).values():
+            con.close()
+        self._local.tables = {}

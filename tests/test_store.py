@@ -1,0 +1,107 @@
+"""The embedded GeoPackage store: versions, provenance, atomic replacement, viewport queries."""
+
+import os
+import sqlite3
+
+import pyogrio
+import pytest
+
+import fixtures
+from webmap.importer import import_layer
+from webmap.store import FeatureQuery
+from webmap.store.embedded import EmbeddedStore
+
+
+@pytest.fixture
+def stations_file(tmp_path):
+    return fixtures.write_geojson(fixtures.stations(), str(tmp_path / "stations.geojson"))
+
+
+def test_store_is_a_geopackage_that_gdal_opens(store, stations_file):
+    import_layer(store, stations_file, "stations")
+    path = store.table_path("stations_v1")
+    assert [name for name, _ in pyogrio.list_layers(path)] == ["stations_v1"]
+    assert len(pyogrio.read_dataframe(path, layer="stations_v1")) == 3
+
+
+def test_versions_keep_provenance(store, stations_file):
+    report = import_layer(store, stations_file, "stations")
+    (version,) = store.list_versions("stations")
+    assert version.version == report.version == 1
+    assert version.source_name == "stations.geojson"
+    assert len(version.sha256) == 64 and version.sha256 == report.sha256
+    assert version.feature_count == 3
+    assert version.report["features_kept"] == 3
+    import_layer(store, stations_file, "stations")
+    assert [v.version for v in store.list_versions("stations", active_only=False)] == [2, 1]
+    assert store.list_versions("stations")[0].version == 2
+
+
+def test_old_versions_are_pruned(store, stations_file):
+    for _ in range(5):
+        import_layer(store, stations_file, "stations")
+    versions = store.list_versions("stations", active_only=False)
+    assert [v.version for v in versions] == [5, 4, 3]
+    assert not os.path.exists(store.table_path("stations_v1"))
+    assert os.path.exists(store.table_path("stations_v5"))
+
+
+class FailingStore(EmbeddedStore):
+    """The real store, with a failure injected after the new table is written, before activation."""
+
+    def _before_activate(self, kind, version):
+        raise RuntimeError("disk full (injected)")
+
+
+def test_failure_mid_import_leaves_previous_version(instance, tmp_path, stations_file):
+    path = str(tmp_path / "store")
+    good = EmbeddedStore(path)
+    import_layer(good, stations_file, "stations")
+    before = good.read_layer("stations")
+    failing = FailingStore(path)
+    smaller = fixtures.write_geojson(fixtures.stations().iloc[:1], str(tmp_path / "one.geojson"))
+    with pytest.raises(RuntimeError):
+        import_layer(failing, smaller, "stations")
+    after = EmbeddedStore(path)
+    assert [v.version for v in after.list_versions("stations", active_only=False)] == [1]
+    assert len(after.read_layer("stations")) == len(before) == 3
+    assert sorted(os.listdir(os.path.join(path, "layers"))) == ["stations_v1.gpkg"]  # the new file was removed
+
+
+def test_orphan_table_from_a_crash_is_cleaned(store, stations_file):
+    import_layer(store, stations_file, "stations")
+    # simulate a crash after GDAL wrote a file but before it was registered
+    pyogrio.write_dataframe(fixtures.stations(), store.table_path("stations_v7"), layer="stations_v7", driver="GPKG")
+    pyogrio.write_dataframe(fixtures.stations(), os.path.join(store.layers_dir, ".tmp-stations_v8.gpkg"), layer="stations_v8",
+                            driver="GPKG")
+    import_layer(store, stations_file, "stations")
+    assert sorted(os.listdir(store.layers_dir)) == ["stations_v1.gpkg", "stations_v2.gpkg"]
+
+
+def test_bbox_query_uses_the_index_and_limit(store, tmp_path):
+    path = fixtures.write_geojson(fixtures.incidents(), str(tmp_path / "incidents.geojson"))
+    import_layer(store, path, "incidents")
+    near = (105.769, 10.029, 105.771, 10.0316)  # holds the 50 m and 150 m incidents only
+    gdf, exceeded = store.query_features("incidents", FeatureQuery(bbox=near, limit=10))
+    assert sorted(gdf["id"]) == ["I-050", "I-150"] and not exceeded
+    gdf, exceeded = store.query_features("incidents", FeatureQuery(bbox=near, limit=1))
+    assert len(gdf) == 1 and exceeded
+    gdf, _ = store.query_features("incidents", FeatureQuery(in_filters={"type": ["fee_fraud"]}))
+    assert list(gdf["id"]) == ["I-2000"]
+    gdf, _ = store.query_features("incidents", FeatureQuery(min_filters={"occurred_at": "2025-02-01"},
+                                                           max_filters={"occurred_at": "2026-01-01"}))
+    assert list(gdf["id"]) == ["I-150"]
+
+
+def test_search_ignores_diacritics_and_case(store, tmp_path):
+    import_layer(store, fixtures.write_geojson(fixtures.stations(), str(tmp_path / "s.geojson")), "stations")
+    hits = store.search("co do", ["stations"], 10)
+    assert [h["row"]["id"] for h in hits] == ["S-003"]
+    assert hits[0]["bbox"][0] == pytest.approx(105.772)
+    assert store.search("100%", ["stations"], 10) == []  # LIKE wildcards are escaped
+
+
+def test_wal_mode_lets_readers_in_during_writes(store):
+    con = sqlite3.connect(store.path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
