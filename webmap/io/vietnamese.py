@@ -546,17 +546,30 @@ _OPEN_ONLY = {"ai", "ao", "au", "ay", "âu", "ây", "eo", "êu", "ia", "iu", "oi
               "ưu", "ưa", "ua", "uơ", "oai", "oay", "oao", "oeo", "uây", "uôi", "ươi", "ươu", "iêu",
               "yêu", "uya", "uyu"}
 _NEEDS_FINAL = {"ă", "â", "oă", "uâ", "iê", "yê", "uô", "ươ", "uyê", "oo"}
+_OO_FORMS = {("ng", ""), ("ng", "\u0300"), ("c", "\u0301")}  # boong xoong goòng soóc moóc, nothing else
 _PALATAL_OK = {"a", "ê", "i", "y", "oa", "uê", "uy"}  # clusters that take the finals ch / nh
-# Frequent syllables of addresses, administrative units and network assets: a small bonus that breaks
-# ties between two decodings that both parse (e.g. "kiều" against "kỉu").
+# Frequent syllables (general text, addresses, administrative units, people's and place names, network
+# assets): a bonus that breaks ties between two decodings that both parse, e.g. VNI "Tuû" read as
+# TCVN3 "Tuỷ" against "Tủ", or TCVN3 "Kiều" read as Windows-1258 "Kỉu".
 _COMMON = frozenset("""
-    ấp bà bắc bến bình bờ cái cách cầu cần cấp chánh châu chợ có cổ cờ của cục cũ cư cửa dài dân
-    dương đại đất đầu để điền điện định đỏ đông đồng đội đơn đức được đường giang giao hà hải hàng hậu
-    hiệp hòa hoà hưng hương huyện khánh khế khu kiều lai lâm lập lợi long lộ lực mỹ môn mới nam nhà
-    nhơn nhất ninh nối nốt nước ô phong phố phú phúc phước phường quận quang quốc rạch răng sài số sơn
-    sông sự cố tân tây thạnh thành thắng thị thới thơ thốt thuận thủy thuỷ thương tiến tổ trà trạm
-    trạch trung trường tuyến văn việt vĩnh vực xã xuân yên ấn bán cáp của dây hệ kết lưới mạng máy
-    nút quản sóng thông trục tủ viễn điểm đài đoạn
+    và của có các là được trong cho không người những một với đã này để năm khi đến ra về theo từ nhiều
+    nhà hơn sẽ đó cũng như vào lại tại làm thì phải bị nước hai ông đi mà trên nhất sau số việc nói thể
+    công đồng phát triển chính hội quốc gia trường động hoạt thành phố tỉnh huyện quận xã phường ấp khu
+    vực đường cầu sông kênh rạch chợ bến bãi cảng trạm điện thoại viễn thông bưu cục mạng cáp quang dây
+    cột tủ bể cống hố máy chủ phòng trung tâm dữ liệu thiết hệ thống toàn ninh bảo vệ sự cố mất đứt hư
+    hỏng sửa chữa bình thường ngưng đang tuyến ngầm treo nổi kết nối đầu cuối tổ lô thửa đất ở văn hóa
+    hoá giáo dục tế bệnh viện học ủy uỷ ban nhân dân quân đảng bộ cơ quan doanh nghiệp tập đoàn nhánh
+    đại lý cửa hàng siêu thị ngân sở cũ mới lớn nhỏ trước giữa ngoài cạnh gần xa dài rộng cao thấp
+    nguyễn trần lê phạm hoàng huỳnh phan vũ võ đặng bùi đỗ hồ ngô dương văn hữu đức minh hùng dũng
+    tuấn hải hà thanh hương lan mai hồng ngọc phương thắng lợi hưng thịnh tài lộc phúc thọ an khánh
+    long thạnh thới tân phú mỹ xuân đông tây nam bắc thuận hiệp nghĩa giang châu cần thơ hậu sóc trăng
+    vĩnh kiều răng thủy thuỷ thốt nốt cờ đỏ môn điền lai cái khế tháng tám mậu thân ba bốn sáu bảy
+    chín mười trăm nghìn ngàn triệu cấp độ mức loại tên địa chỉ ghi chú tình trạng ngày giờ phút
+    điểm đài đoạn trục lưới sóng trụ sở kỹ thuật vận hành quản lý khai thác dịch vụ khách
+    hàng thuê bao truyền dẫn nguồn ắc quy máy phát lửa cháy nổ ngập lụt bão gió mưa sét đất lở
+    quốc lộ tỉnh lộ hẻm ngõ kiệt phụ chánh lập định thị trấn cồn cù lao vàm ngã tư ba rẽ
+    hòa hoà hiếu trí tín lễ nhơn ái giai quới lương hạnh phước lạc phong thạch chùa góc mùa núi
+    nói thủ phủ củ cụ lũ hũ mía chúng
 """.split())
 _SYMBOLS_OK = frozenset("\u00a0\u2013\u2014\u2018\u2019\u201c\u201d\u2026\u00b0\u00b7\u00ba\u20ab")
 _VIET_LETTERS = frozenset(
@@ -621,6 +634,8 @@ def is_vietnamese_syllable(word: str) -> bool:
             if initial == "qu" and cluster[0] == "u" or initial == "gi" and cluster[0] == "i":
                 continue
             if tone and tone_at - len(initial) not in _CLUSTERS[cluster]:
+                continue
+            if cluster == "oo" and (final, tone) not in _OO_FORMS:
                 continue
             return True
     return False
