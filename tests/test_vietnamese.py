@@ -422,6 +422,10 @@ def lower_for_tcvn3(text):
     return "".join(c if c.isascii() or c in TCVN3_CAPITALS else c.lower() for c in text)
 
 
+def encode_text(encoding, text):
+    return ENCODERS[encoding](lower_for_tcvn3(text))
+
+
 @pytest.mark.parametrize("encoding", ["tcvn3", "vni", "cp1258"])
 def test_detects_realistic_records(encoding):
     encode = ENCODERS[encoding]
@@ -434,9 +438,6 @@ def test_detects_realistic_records(encoding):
 def test_detects_each_short_value(encoding, text):
     assert detect_encoding([encode_text(encoding, text)]) == encoding
 
-
-def encode_text(encoding, text):
-    return ENCODERS[encoding](lower_for_tcvn3(text))
 
 
 @pytest.mark.parametrize("text", [t for t in PHRASES + MORE])

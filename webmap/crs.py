@@ -10,7 +10,9 @@ operation, pinned here rather than left to PROJ: EPSG:6960 "VN-2000 to WGS 84 (2
 coordinate-frame shift published by the Ministry of Natural Resources and Environment in Decision
 05/2007/QĐ-BTNMT. PROJ knows a second one, EPSG:5194 "VN-2000 to WGS 84 (1)" (used by Total in the
 Mekong delta), and by default picks it inside its area -- which includes Cần Thơ -- about 0.8 m away
-from EPSG:6960. We build the PROJ pipeline ourselves from the parameters of EPSG:6960, so the result does
+from EPSG:6960. (PROJ's copy of the EPSG registry gives both the generic scope "Academic research, not
+officially adopted"; 6960's source is Vietnam's Department of Survey and Mapping, version "DoSM-Vnm".)
+We build the PROJ pipeline ourselves from the parameters of EPSG:6960, so the result does
 not depend on the point, the PROJ version or its database order.
 
 The importer calls :func:`resolve_crs` once per file and then :meth:`CrsResolution.transform_geometries`;
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings as _warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -339,17 +342,36 @@ def _horizontal(crs: CRS, origin: str) -> tuple[CRS, CRS | None, CRS]:
 
 
 def _epsg_label(crs: CRS) -> str:
-    """'VN-2000 / TM-3 zone 482 (EPSG:5897)', or just the name when no EPSG code matches."""
+    """'VN-2000 / TM-3 zone 482 (EPSG:5897)'; just a name (or PROJ string) when no single EPSG code matches.
+
+    A 70 % identification is accepted only when it is the only one: "+proj=utm +zone=48 +ellps=WGS84"
+    matches DGN95, VN-2000 and others equally and must not be labelled as any of them.
+    """
     try:
-        code = crs.to_epsg()
+        matches = [m for m in crs.list_authority(min_confidence=70) if m.auth_name == "EPSG"]
     except _ProjCRSError:  # pragma: no cover
-        code = None
-    if code is not None:
+        matches = []
+    best = max((m.confidence for m in matches), default=0)
+    top = [m for m in matches if m.confidence == best]
+    if len(top) == 1 or (top and best == 100):
+        code = top[0].code
         try:
-            return f"{CRS.from_epsg(code).name} (EPSG:{code})"
-        except _ProjCRSError:  # pragma: no cover
+            return f"{CRS.from_epsg(int(code)).name} (EPSG:{code})"
+        except (_ProjCRSError, ValueError):  # pragma: no cover
             pass
-    return crs.name or "unnamed CRS"
+    return _display_name(crs)
+
+
+def _display_name(crs: CRS, limit: int = 90) -> str:
+    """The CRS's name, or its PROJ string when the name says nothing ("unknown", "unnamed")."""
+    name = crs.name or ""
+    if _norm(name) in ("", "unknown", "unnamed", "undefined"):
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore", UserWarning)  # "you will likely lose important projection information"
+            text = crs.to_proj4()
+        if text:
+            return _short(text.replace(" +type=crs", "").replace(" +no_defs", ""), limit)
+    return _short(name, limit) if name else "unnamed CRS"
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -710,7 +732,7 @@ def _resolve_vn2000(source, base, bound, origin, bounds, warnings) -> CrsResolut
     elif how == "towgs84":
         datum = _short(base.datum.name, 40)
         description = (
-            f"{_short(base.name, 60)} (datum {datum!r} with a VN-2000 TOWGS84) read as {label} -> WGS 84 "
+            f"{_display_name(base, 60)} (datum {datum!r} with a VN-2000 TOWGS84) read as {label} -> WGS 84 "
             f"with {SHIFT_LABEL}"
         )
         msg = f"{origin} names datum {datum!r} but its TOWGS84 is a VN-2000 shift; read it as VN-2000"
@@ -723,7 +745,7 @@ def _resolve_vn2000(source, base, bound, origin, bounds, warnings) -> CrsResolut
         p = _tm_params(base)
         datum = _short(base.datum.name, 40)
         description = (
-            f"{_short(base.name, 60)} (declared on {datum}) read as VN-2000: {label} -> WGS 84 "
+            f"{_display_name(base, 60)} (declared on {datum}) read as VN-2000: {label} -> WGS 84 "
             f"with {SHIFT_LABEL}"
         )
         warnings.append(

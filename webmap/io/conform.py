@@ -21,6 +21,8 @@ LOCAL_TZ = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has had no DST since
 TRUE_WORDS = {"1", "true", "t", "yes", "y", "co", "x"}
 FALSE_WORDS = {"0", "false", "f", "no", "n", "khong", ""}
 MAX_LISTED = 5
+_DATETIME_RE = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+07:00"
+_DATE_RE = r"\d{4}-\d{2}-\d{2}"
 
 
 def _rows(index) -> str:
@@ -67,9 +69,10 @@ def _convert(f: FieldDef, series: pd.Series, layer: LayerDef) -> pd.Series:
     if f.type == "string":
         out = series.astype("string").str.strip()
         if f.allowed:
+            # map each distinct value once: coded columns hold a handful of values in a million rows
             lookup = _label_lookup(f)
-            folded = out.map(lambda v: fold(v) if isinstance(v, str) else v)
-            mapped = folded.map(lambda v: lookup.get(v) if isinstance(v, str) else None)
+            table = {value: lookup.get(fold(value)) for value in out.dropna().unique()}
+            mapped = out.map(table)
             bad = ~blank & mapped.isna()
             if bad.any():
                 values = sorted({str(v) for v in series[bad]})[:MAX_LISTED]
@@ -122,7 +125,16 @@ def _convert_time(f, series, blank, name):
             f"{name}: not a date/time in rows {_rows(series.index[bad])} (e.g. {series[bad].iloc[0]!r}); use ISO 8601 such as 2024-03-14T02:35:00+07:00"
         )
     fmt = "%Y-%m-%d" if f.type == "date" else "%Y-%m-%dT%H:%M:%S+07:00"
-    return parsed.dt.strftime(fmt).astype("string").where(~blank, None)
+    canonical = _DATE_RE if f.type == "date" else _DATETIME_RE
+    if series.dtype != object and not pd.api.types.is_string_dtype(series):
+        return parsed.dt.strftime(fmt).astype("string").where(~blank, None)
+    text = series.astype("string").str.strip()
+    already = text.str.fullmatch(canonical).fillna(False).astype(bool)
+    if already.all():  # the common case, and strftime is slow on a million rows
+        return text.where(~blank, None)
+    out = text.copy()
+    out[~already] = parsed[~already].dt.strftime(fmt)
+    return out.astype("string").where(~blank, None)
 
 
 def conform_attributes(layer: LayerDef, frame: pd.DataFrame, *, mapping=None, owner=None, warnings=None):

@@ -50,7 +50,9 @@ def clean_geometries(geoms: np.ndarray, geometry: str, report: dict) -> tuple[np
 
     ``geometry`` is the layer's family: point, line, polygon or any.
     """
-    geoms = shapely.force_2d(np.asarray(geoms, dtype=object))
+    geoms = np.asarray(geoms, dtype=object)
+    if shapely.has_z(geoms).any():  # force_2d copies every geometry: only pay for it when needed
+        geoms = shapely.force_2d(geoms)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     report["dropped_empty"] = int(missing.sum())
     keep = ~missing
@@ -67,6 +69,7 @@ def clean_geometries(geoms: np.ndarray, geometry: str, report: dict) -> tuple[np
     invalid = keep & ~shapely.is_valid(geoms)
     report["repaired"] = int(invalid.sum())
     if invalid.any():
+        geoms = geoms.copy()  # never edit the reader's array in place
         repaired = shapely.make_valid(geoms[invalid])
         if geometry != "any":
             repaired = np.array([_keep_family(g, geometry) if g is not None else None for g in repaired], dtype=object)

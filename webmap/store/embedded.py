@@ -238,6 +238,17 @@ class EmbeddedStore(Store):
         """Hook called inside the activation transaction (tests inject failures here)."""
 
     def _write_table(self, path, table, gdf, progress):
+        # No journal and no syncs while GDAL writes: the file is private until it is complete, and it
+        # is flushed to disk once (below) before the rename makes it visible.
+        pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "OFF"})
+        try:
+            self._write_chunks(path, table, gdf, progress)
+        finally:
+            pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": None, "OGR_SQLITE_JOURNAL": None})
+        with open(path, "rb+") as fh:
+            os.fsync(fh.fileno())
+
+    def _write_chunks(self, path, table, gdf, progress):
         total = len(gdf)
         options = dict(driver="GPKG", layer=table, promote_to_multi=False, geometry_type="Unknown")
         if total == 0:
