@@ -191,7 +191,7 @@ def start_pygeoapi(venv, sources, workdir):
         return None, None, f"no baseline venv at {venv}"
     port = free_port()
     resources = {}
-    for name, (path, id_field) in sources.items():
+    for name, (path, id_field, layer) in sources.items():
         resources[name] = {
             "type": "collection", "title": name, "description": name, "keywords": [name],
             "extents": {"spatial": {"bbox": list(CITY), "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
@@ -199,7 +199,7 @@ def start_pygeoapi(venv, sources, workdir):
                 "type": "feature", "name": "OGR",
                 "data": {"source_type": "GPKG", "source": path, "source_capabilities": {"paging": True},
                          "source_options": {}, "gdal_ogr_options": {}},
-                "id_field": id_field, "layer": name,
+                "id_field": id_field, "layer": layer,
             }],
         }
     config = {
@@ -210,7 +210,7 @@ def start_pygeoapi(venv, sources, workdir):
         "logging": {"level": "ERROR"},
         "metadata": {"identification": {"title": "bench", "description": "bench", "keywords": ["bench"],
                                         "keywords_type": "theme", "terms_of_service": "", "url": ""},
-                     "license": {"name": "GPL"}, "provider": {"name": "bench", "url": ""},
+                     "license": {"name": "GPL", "url": ""}, "provider": {"name": "bench", "url": ""},
                      "contact": {"name": "bench"}},
         "resources": resources,
     }
@@ -242,13 +242,11 @@ def bench_viewport(args, incidents, cables):
     import_layer(store, inc_gpkg, "incidents")
     import_layer(store, cab_gpkg, "cable_routes")
     # pygeoapi serves the very GeoPackages webmap reads (the stored version files)
-    sources = {"incidents": (store.table_path("incidents_v1"), "id"),
-               "cable_routes": (store.table_path("cable_routes_v1"), "id")}
+    sources = {kind: (store.table_path(f"{kind}_v1"), "id", f"{kind}_v1") for kind in ("incidents", "cable_routes")}
     ours, port = start_webmap(instance)
     base, base_port, why = start_pygeoapi(args.baseline_venv, sources, instance)
     try:
         for kind, gdf in (("incidents", incidents), ("cable_routes", cables)):
-            table = f"{kind}_v1"
             boxes = boxes_2km(gdf, args.requests)
             paths = [f"/api/layers/{kind}/features?bbox={w:.6f},{s:.6f},{e:.6f},{n:.6f}&limit=1000" for w, s, e, n in boxes]
             timed_gets(port, paths[:10])  # warm-up
@@ -256,7 +254,7 @@ def bench_viewport(args, incidents, cables):
             p50, p95 = percentiles(times)
             line = f"{kind:>13}: webmap p50 {p50:6.1f} ms p95 {p95:6.1f} ms (mean {statistics.mean(sizes):.0f} features)"
             if base:
-                bpaths = [f"/collections/{table}/items?bbox={w:.6f},{s:.6f},{e:.6f},{n:.6f}&limit=1000&f=json"
+                bpaths = [f"/collections/{kind}/items?bbox={w:.6f},{s:.6f},{e:.6f},{n:.6f}&limit=1000&f=json"
                           for w, s, e, n in boxes]
                 timed_gets(base_port, bpaths[:10])
                 btimes, bsizes = timed_gets(base_port, bpaths)
