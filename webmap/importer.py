@@ -68,8 +68,12 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=None, mapping=None):
-    """Read, check and convert a file; return ``(GeoDataFrame in EPSG:4326, ImportReport)``. Writes nothing."""
+def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=None, mapping=None, progress=None):
+    """Read, check and convert a file; return ``(GeoDataFrame in EPSG:4326, ImportReport)``. Writes nothing.
+
+    ``progress``, if given, is called with the name of each step as it starts: read, geometry, crs, attributes.
+    """
+    step = progress or (lambda name: None)
     layer = get_layer(kind)
     if owner is not None and not layer.owner_field:
         raise BadInput(f"--owner applies to layers with an owner ({kind} has none)")
@@ -78,6 +82,7 @@ def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=Non
         with open_source(path, member):
             pass
     report = ImportReport(layer=kind, source=os.path.basename(str(path)), format="", sha256=file_sha256(path))
+    step("read")
     with open_source(path, member) as source:
         report.format = source.format + (f" (layer {source.layer})" if source.layer else "")
         raw = read_source(source, encoding)
@@ -87,6 +92,7 @@ def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=Non
     report.features_read = len(gdf)
     if len(gdf) == 0:
         raise BadInput(f"{report.source} holds no features")
+    step("geometry")
     counts = {}
     geoms, keep = clean_geometries(gdf.geometry.values, layer.geometry, counts)
     report.repaired = counts["repaired"]
@@ -96,6 +102,7 @@ def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=Non
         raise BadInput(f"{report.source}: no feature has a usable geometry")
     kept = geoms[keep]
     bounds = tuple(float(v) for v in gpd.GeoSeries(kept).total_bounds)
+    step("crs")
     resolution = crs_mod.resolve_crs(raw.crs, user_crs=crs, bounds=bounds)
     report.crs = resolution.source.to_string() if resolution.source is not None else ""
     report.transformation = resolution.description
@@ -103,6 +110,7 @@ def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=Non
     lonlat = resolution.transform_geometries(kept)
     crs_mod.check_lonlat_bounds(tuple(float(v) for v in gpd.GeoSeries(lonlat).total_bounds))
     lonlat = orient_rfc7946(lonlat)
+    step("attributes")
     attributes = conform_attributes(
         layer, gdf.drop(columns=gdf.geometry.name).loc[keep], mapping=mapping, owner=owner, warnings=report.warnings
     )
@@ -120,7 +128,8 @@ def provenance_of(report: ImportReport) -> dict:
 
 def import_layer(store, path, kind, *, owner=None, crs=None, encoding=None, member=None, mapping=None, progress=None):
     """Import ``path`` as the new version of layer ``kind``; all or nothing. Returns the ImportReport."""
-    gdf, report = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member, mapping=mapping)
+    gdf, report = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member, mapping=mapping,
+                                progress=progress)
     version = store.replace_layer(kind, gdf, provenance_of(report), progress=progress)
     report.version = version.version
     return report

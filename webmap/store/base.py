@@ -45,7 +45,10 @@ class Store(ABC):
 
     @abstractmethod
     def replace_layer(self, kind: str, gdf, provenance: dict, progress=None) -> LayerVersion:
-        """Store ``gdf`` (EPSG:4326, schema columns + ``extra`` + ``_search``) as the new active version."""
+        """Store ``gdf`` (EPSG:4326, schema columns + ``extra`` + ``_search``) as the new active version.
+
+        ``progress``, if given, is called with the name of each step as it starts (for a progress bar).
+        """
 
     @abstractmethod
     def query_features(self, kind: str, query: FeatureQuery):

