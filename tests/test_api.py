@@ -123,3 +123,22 @@ def test_vendor_assets_are_served_and_contained(client):
 def test_english_page(client, loaded):
     html = client.get("/?lang=en").data.decode()
     assert 'lang="en"' in html and "Cable routes" in html
+
+
+def test_layer_list_names_every_owner_for_stable_colours(client, loaded):
+    layers = {layer["kind"]: layer for layer in client.get("/api/layers").get_json()["layers"]}
+    assert layers["cable_routes"]["values"] == {"owner": ["MKN", "VTSH"]}
+    assert layers["stations"]["values"] == {"owner": ["BDTM", "VTSH"]}
+    assert "values" not in layers["districts"]
+
+
+def test_cut_off_views_show_the_newest_incidents(client, loaded):
+    body = client.get("/api/layers/incidents/features?limit=1").get_json()
+    assert [f["id"] for f in body["features"]] == ["I-2000"]  # occurred 2026-03-01, the latest
+
+
+def test_search_ranks_exact_and_prefix_matches_first(client, loaded):
+    ids = [r["id"] for r in client.get("/api/search?q=ninh kieu").get_json()["results"]]
+    assert ids[0] == "916"  # the district named exactly so, before stations that mention it
+    ids = [r["id"] for r in client.get("/api/search?q=i-050").get_json()["results"]]
+    assert ids == ["I-050"]

@@ -58,12 +58,21 @@ def feature_collection(layer, gdf, *, limit: int, exceeded: bool) -> str:
     return head[:-1] + ', "features": [' + ",".join(parts) + "]}"
 
 
-def search_hit(layer, hit: dict, lang: str) -> dict:
+def search_hit(layer, hit: dict, lang: str, query_folded: str) -> dict:
+    """One search result; ``rank`` puts exact id/name matches first, then prefixes, then the rest."""
     row = hit["row"]
     ident = _clean(row.get(layer.id_field))
     name = _clean(row.get(layer.name_field)) if layer.name_field else None
     label = f"{name} ({ident})" if name and name != ident else str(ident)
-    query_fold = fold(label)
+    keys = [fold(v) for v in (ident, name) if v is not None]
+    if query_folded in keys:
+        rank = 0
+    elif any(k.startswith(query_folded) for k in keys):
+        rank = 1
+    elif any(word.startswith(query_folded) for k in keys for word in k.split()):
+        rank = 2
+    else:
+        rank = 3
     return {
         "layer": layer.kind,
         "layer_label": layer.label_for(lang),
@@ -71,5 +80,5 @@ def search_hit(layer, hit: dict, lang: str) -> dict:
         "id": ident,
         "label": label,
         "bbox": hit["bbox"],
-        "exact": query_fold == row.get("_search"),
+        "rank": rank,
     }

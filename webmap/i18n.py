@@ -38,6 +38,10 @@ STRINGS = {
               "(GPL-3.0); unit codes and names: General Statistics Office of Viet Nam. Enterprises, cables, stations, sites and "
               "incidents: fictional demo data.",
     },
+    "yes": {"vi": "Có", "en": "Yes"},
+    "no": {"vi": "Không", "en": "No"},
+    "area": {"vi": "Vùng", "en": "Area"},
+    "point": {"vi": "Điểm", "en": "Point"},
     "error": {"vi": "Lỗi", "en": "Error"},
     "back": {"vi": "Về bản đồ", "en": "Back to the map"},
 }

@@ -115,6 +115,10 @@ def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=Non
         layer, gdf.drop(columns=gdf.geometry.name).loc[keep], mapping=mapping, owner=owner, warnings=report.warnings
     )
     out = gpd.GeoDataFrame(attributes.reset_index(drop=True), geometry=np.asarray(lonlat, dtype=object), crs="EPSG:4326")
+    if layer.time_field:
+        # newest first: a view cut off at the limit then shows the most recent events, with no sort per request
+        order = np.argsort(out[layer.time_field].fillna("").to_numpy(dtype=str), kind="stable")[::-1]
+        out = out.iloc[order].reset_index(drop=True)
     report.features_kept = len(out)
     if report.dropped_empty:
         report.warnings.append(f"{report.dropped_empty} feature(s) without geometry dropped")

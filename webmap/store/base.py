@@ -59,5 +59,9 @@ class Store(ABC):
         """The whole active version as a GeoDataFrame (exports, analyses)."""
 
     @abstractmethod
+    def distinct_values(self, kind: str, field: str, limit: int = 200) -> list:
+        """Sorted distinct non-empty values of ``field`` in the active version (for legends)."""
+
+    @abstractmethod
     def search(self, text_folded: str, kinds: list[str], limit: int) -> list[dict]:
         """Features whose folded search text contains ``text_folded``: layer, id, label, bbox."""

@@ -320,6 +320,14 @@ class EmbeddedStore(Store):
         geometry = shapely.from_wkb(wkb) if len(wkb) else np.array([], dtype=object)
         return gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
 
+    def distinct_values(self, kind, field, limit=200):
+        table = self._active_table(kind)
+        rows = self._table_reader(table).execute(
+            f"SELECT DISTINCT {_quote(field)} FROM {_quote(table)} WHERE {_quote(field)} IS NOT NULL"
+            f" AND {_quote(field)} != '' ORDER BY 1 LIMIT ?", (limit,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def search(self, text_folded, kinds, limit):
         results = []
         pattern = "%" + text_folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -35,6 +35,9 @@ def list_layers():
             version=version.version if version else None,
             updated=version.created_at if version else None,
         )
+        if version and layer.owner_field:
+            # every owner of the layer, so the map gives each one a colour that does not change with the view
+            info["values"] = {layer.owner_field: get_store().distinct_values(kind, layer.owner_field)}
         layers.append(info)
     return jsonify({"layers": layers})
 
@@ -68,9 +71,10 @@ def search():
     lang = current_language()
     catalog = load_catalog()
     kinds = [k for k, layer in catalog.items() if layer.search_fields]
-    hits = get_store().search(fold(text), kinds, limit)
-    results = [search_hit(catalog[h["layer"]], h, lang) for h in hits]
-    results.sort(key=lambda r: (not r["exact"], r["layer_order"], r["label"]))
+    folded = fold(text)
+    hits = get_store().search(folded, kinds, limit)
+    results = [search_hit(catalog[h["layer"]], h, lang, folded) for h in hits]
+    results.sort(key=lambda r: (r["rank"], r["layer_order"], r["label"]))
     return jsonify({"query": text, "results": results[:limit]})
 
 
