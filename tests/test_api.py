@@ -110,7 +110,12 @@ def test_map_page_is_small_and_local(client, loaded):
     assert "I-050" not in html  # features are never inlined
     for marker in ("https://", "http://", "//cdn"):
         assert marker not in html.replace("http://www.w3.org", ""), marker
-    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+    nonce = policy.split("'nonce-")[1].split("'")[0]
+    inline = [tag for tag in html.split("<script")[1:] if "src=" not in tag.split(">")[0]]
+    assert inline and all(f'nonce="{nonce}"' in tag.split(">")[0] for tag in inline)
+    assert client.get("/").headers["Content-Security-Policy"] != policy  # a new nonce per response
 
 
 def test_vendor_assets_are_served_and_contained(client):
