@@ -148,9 +148,15 @@ def export_command(kind, fmt, output):
     from webmap.export import export_layer
 
     get_layer(kind)
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise BadInput(f"cannot write {output}: folder {folder} does not exist")
     store = _store()
     gdf = store.read_layer(kind)
-    export_layer(gdf, kind, fmt, output)
+    try:
+        export_layer(gdf, kind, fmt, output)
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        raise BadInput(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"{kind}: {len(gdf)} features written to {output}")
 
 
@@ -168,18 +174,31 @@ def serve_command(host, port):
     serve(app, host=host, port=port, threads=8, ident="webmap")
 
 
+# click >= 8.2 raises this for a group called without a command (older versions print the help themselves)
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv=None):
     """Entry point: turn foreseen errors into one line and an exit code."""
     try:
         cli.main(args=argv, prog_name="webmap", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("aborted", err=True)
         sys.exit(1)
+    except _NO_ARGS_IS_HELP as exc:  # `webmap` alone: the help, as with --help
+        click.echo(exc.format_message())
+        sys.exit(0)
     except click.ClickException as exc:
-        exc.show()
+        # one line, like every other bad input (click's own usage text spans several)
+        message = " ".join(exc.format_message().split())
+        if isinstance(exc, click.UsageError):
+            command = exc.ctx.command_path if exc.ctx is not None else "webmap"
+            message += f" (see {command} --help)"
+        click.echo(f"webmap: error: {message}", err=True)
         sys.exit(exc.exit_code)
     except WebmapError as exc:
-        click.echo(f"webmap: error: {exc.message}", err=True)
+        message = " ".join(str(exc.message).split())  # always one line
+        click.echo(f"webmap: error: {message}", err=True)
         sys.exit(exc.exit_code)
     except Exception:  # noqa: BLE001 - the one place that catches everything
         if os.environ.get("WEBMAP_DEBUG"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
+import zlib
 from pathlib import PurePosixPath
 
 from webmap.errors import BadInput, UnsafeInput
@@ -73,12 +74,16 @@ def extract_archive(archive_path: str, dest_dir: str, *, max_members=MAX_MEMBERS
                 raise UnsafeInput(f"archive member {info.filename!r} escapes the extraction folder; refused")
             os.makedirs(os.path.dirname(target), exist_ok=True)
             written = 0
-            with archive.open(info) as src, open(target, "wb") as dst:
-                # the header's sizes can lie: count what really comes out
-                while chunk := src.read(1024 * 1024):
-                    written += len(chunk)
-                    if written > info.file_size:
-                        raise UnsafeInput(f"archive member {info.filename!r} is larger than its header says; refused")
-                    dst.write(chunk)
+            try:
+                with archive.open(info) as src, open(target, "wb") as dst:
+                    # the header's sizes can lie: count what really comes out
+                    while chunk := src.read(1024 * 1024):
+                        written += len(chunk)
+                        if written > info.file_size:
+                            raise UnsafeInput(f"archive member {info.filename!r} is larger than its header says; refused")
+                        dst.write(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                # damaged data, a wrong CRC, an unsupported compression method: the user's file, not our bug
+                raise BadInput(f"archive member {info.filename!r} cannot be unpacked ({exc}); refused") from None
             extracted.append(safe)
         return extracted

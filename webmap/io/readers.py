@@ -13,6 +13,7 @@ import csv
 import io
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -32,6 +33,10 @@ CPG_ALIASES = {
     "1252": "cp1252", "ansi 1252": "cp1252", "cp1252": "cp1252", "windows-1252": "cp1252",
     "iso-8859-1": "latin1", "latin1": "latin1", "88591": "latin1",
     "tcvn3": "tcvn3", "abc": "tcvn3", "vni": "vni",
+    # the spellings people type for --encoding (and some .cpg files hold)
+    "tcvn-3": "tcvn3", "tcvn_3": "tcvn3", "tcvn 3": "tcvn3", "tcvn5712": "tcvn3", "tcvn 5712": "tcvn3",
+    "tcvn-5712": "tcvn3", "vn3": "tcvn3", "vni-windows": "vni", "vni_windows": "vni", "vni windows": "vni",
+    "vniwindows": "vni", "vni-win": "vni", "utf_8": "utf-8", "utf 8": "utf-8",
 }
 TAB_CHARSETS = {"windowsvietnamese": "cp1258", "utf8": "utf-8", "windowslatin1": "cp1252", "iso88591": "latin1"}
 LON_NAMES = ("lon", "lng", "long", "longitude", "kinh_do", "kinhdo", "kinh do")
@@ -67,6 +72,7 @@ def check_encoding_name(name: str) -> None:
         raise EncodingError(
             f"unknown encoding {name!r}: use utf-8, cp1258, tcvn3 or vni (or any Python codec name)"
         ) from None
+    vietnamese.decode_bytes(b"", name)  # the decoder must know it too (raises EncodingError otherwise)
 
 
 def _string_columns(df) -> list[str]:
@@ -81,6 +87,7 @@ def _decode_frame(df, encoding: str | None, shown: str, notes: list) -> tuple[pd
     """Columns read as latin1 go back to bytes and are decoded with ``encoding`` (detected when None)."""
     columns = _string_columns(df)
     name_bytes = [_as_bytes(str(c)) for c in df.columns if c != "geometry"]
+    name_bytes = [_trim_cut_utf8(n) if len(n) == 10 else n for n in name_bytes]  # names GDAL may have cut
     if encoding is None:
         samples = list(name_bytes)
         for c in columns:
@@ -98,14 +105,39 @@ def _decode_frame(df, encoding: str | None, shown: str, notes: list) -> tuple[pd
             return value
         return vietnamese.decode_bytes(raw, encoding)
 
+    def decode_name(name):
+        raw = _as_bytes(name)
+        if raw.isascii():
+            return name
+        return vietnamese.decode_bytes(_trim_cut_utf8(raw) if encoding == "utf-8" else raw, encoding)
+
     out = df.copy()
     for c in columns:
         series = out[c].astype(object)
         mask = series.notna()
         if mask.any():
             out[c] = series.where(~mask, series[mask].map(decode))
-    out.columns = [c if c == "geometry" else decode(str(c)) for c in out.columns]
+    out.columns = [c if c == "geometry" else decode_name(str(c)) for c in out.columns]
     return out, encoding
+
+
+def _trim_cut_utf8(raw: bytes) -> bytes:
+    """Drop an incomplete UTF-8 sequence at the very end of a field name.
+
+    DBF field names hold at most 10 bytes, and GDAL cuts longer UTF-8 names there, even in the middle of a
+    letter ("địa_chỉ_tr" -> b"\xc4\x91\xe1\xbb\x8ba_ch\xe1"). Other bytes are left alone.
+    """
+    try:
+        raw.decode("utf-8")
+        return raw
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and exc.end == len(raw) and len(raw) - exc.start < 4:
+            return raw[: exc.start]
+        return raw
+
+
+class _NotUtf8(Exception):
+    """GDAL handed over text that is not UTF-8 (pyogrio refuses to decode it)."""
 
 
 def _read_cpg(path: str) -> str | None:
@@ -130,11 +162,44 @@ def _tab_charset(path: str) -> str | None:
 
 
 def _pyogrio_read(path, layer=None, encoding=None):
+    # pyogrio's Arrow path refuses any encoding but UTF-8 (ValueError), so latin1 reads take the classic path
+    use_arrow = encoding is None or encoding.lower().replace("-", "") == "utf8"
     try:
-        return pyogrio.read_dataframe(path, layer=layer, encoding=encoding, use_arrow=True, on_invalid="warn")
+        return pyogrio.read_dataframe(path, layer=layer, encoding=encoding, use_arrow=use_arrow, on_invalid="warn")
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # name the file as the user knows it (not our private unpacking folder), without GDAL's driver-prefix hint
+        message = message.split("; It might help")[0].replace(str(path), os.path.basename(str(path)))
         raise BadInput(f"GDAL cannot read the file: {message}") from None
+    except UnicodeDecodeError:  # classic path: a field name or value is not UTF-8
+        raise _NotUtf8() from None
+    except Exception as exc:  # Arrow path: pyarrow.lib.ArrowInvalid("Invalid UTF8 sequence ...")
+        if type(exc).__name__ == "ArrowInvalid" and "utf8" in str(exc).lower().replace("-", ""):
+            raise _NotUtf8() from None
+        raise
+
+
+# LIBKML names the placemark's id attribute "id" and then renames a data field called "id" to "id2" (for
+# <SchemaData>) or overwrites it (for <Data>): read the placemark id under its own name instead.
+KML_PLACEMARK_ID = "kml_placemark_id"
+# Columns LIBKML adds to every KML layer: rendering settings (dropped) and placemark elements (dropped when empty).
+_KML_RENDERING = ("altitudeMode", "tessellate", "extrude", "visibility", "drawOrder", "icon")
+_KML_ELEMENTS = (KML_PLACEMARK_ID, "description", "timestamp", "begin", "end")
+
+
+def _read_kml_layer(path, layer, encoding=None):
+    previous = pyogrio.get_gdal_config_option("LIBKML_ID_FIELD")
+    pyogrio.set_gdal_config_options({"LIBKML_ID_FIELD": KML_PLACEMARK_ID})
+    try:
+        return _pyogrio_read(path, layer=layer, encoding=encoding)
+    finally:
+        pyogrio.set_gdal_config_options({"LIBKML_ID_FIELD": previous})
+
+
+def _tidy_kml(gdf):
+    drop = [c for c in _KML_RENDERING if c in gdf.columns]
+    drop += [c for c in _KML_ELEMENTS if c in gdf.columns and gdf[c].isna().all()]
+    return gdf.drop(columns=drop)
 
 
 def _crs_of(gdf):
@@ -149,7 +214,14 @@ def _reinterpret_legacy(df, encoding: str, notes: list):
         try:
             raw = value.encode("cp1252")
         except UnicodeEncodeError:
-            raw = value.encode("latin1", errors="strict")
+            try:
+                raw = value.encode("latin1")
+            except UnicodeEncodeError:
+                letter = next(ch for ch in value if ord(ch) > 0xFF)
+                raise EncodingError(
+                    f"--encoding {encoding} does not fit: the text is already Unicode (e.g. {letter!r} in "
+                    f"{value[:40]!r}); import it without --encoding"
+                ) from None
         return vietnamese.decode_bytes(raw, encoding)
 
     out = df.copy()
@@ -157,6 +229,20 @@ def _reinterpret_legacy(df, encoding: str, notes: list):
         out[c] = out[c].map(fix)
     notes.append(f"text re-read as {encoding} (legacy font text inside a UTF-8 file)")
     return out
+
+
+def _read_vector(source: Source, notes: list, encoding=None):
+    """GeoJSON, GeoPackage or KML (every folder of a KML, merged) as one GeoDataFrame."""
+    if source.format != "kml":
+        return _pyogrio_read(source.path, layer=source.layer, encoding=encoding)
+    layers = [name for name, _ in pyogrio.list_layers(source.path)]
+    frames = [_tidy_kml(_read_kml_layer(source.path, name, encoding)) for name in layers]
+    frames = [f for f in frames if len(f)] or frames[:1]
+    if not frames:
+        raise BadInput(f"{source.name} holds no placemark")
+    if len(layers) > 1:
+        notes.append(f"KML folders merged: {', '.join(layers)}")
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
 
 
 def read_source(source: Source, encoding: str | None = None) -> RawLayer:
@@ -169,17 +255,15 @@ def read_source(source: Source, encoding: str | None = None) -> RawLayer:
     if fmt == "csv":
         return _read_csv(source, override, notes)
     if fmt in ("geojson", "gpkg", "kml"):
-        if fmt == "kml":
-            layers = [name for name, _ in pyogrio.list_layers(source.path)]
-            frames = [_pyogrio_read(source.path, layer=name) for name in layers]
-            frames = [f for f in frames if len(f)] or frames[:1]
-            gdf = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs) if frames else None
-            if gdf is None:
-                raise BadInput(f"{source.name} holds no placemark")
-            if len(layers) > 1:
-                notes.append(f"KML folders merged: {', '.join(layers)}")
-        else:
-            gdf = _pyogrio_read(source.path, layer=source.layer)
+        try:
+            gdf = _read_vector(source, notes)
+        except _NotUtf8:
+            # not UTF-8 as these formats require: legacy bytes from an old converter; decode them like a DBF
+            notes.append(f"{fmt} text is not valid UTF-8")
+            gdf = _read_vector(source, [], encoding="latin1")
+            frame, used = _decode_frame(gdf.drop(columns=gdf.geometry.name), override, source.name, notes)
+            gdf = gpd.GeoDataFrame(frame, geometry=gdf.geometry.values, crs=gdf.crs)
+            return RawLayer(gdf, gdf.crs, used, notes)
         used = "utf-8"
         if override and override not in ("utf-8",):
             if override in vietnamese.LEGACY_ENCODINGS:
@@ -200,9 +284,16 @@ def read_source(source: Source, encoding: str | None = None) -> RawLayer:
                 notes.append(f"MapInfo charset declares {declared}")
         chosen = override or declared
         if chosen == "utf-8":
-            gdf = _pyogrio_read(source.path, encoding="UTF-8")
-            return RawLayer(gdf, _crs_of(gdf), "utf-8", notes)
-        gdf = _pyogrio_read(source.path, encoding="latin1")
+            try:
+                gdf = _pyogrio_read(source.path, encoding="UTF-8")
+                return RawLayer(gdf, _crs_of(gdf), "utf-8", notes)
+            except _NotUtf8:  # e.g. a UTF-8 field name cut at 10 bytes in the middle of a letter
+                notes.append("some text is not valid UTF-8 (a field name cut in the middle of a letter?): "
+                             "decoded byte by byte")
+        try:
+            gdf = _pyogrio_read(source.path, encoding="latin1")
+        except _NotUtf8:  # pragma: no cover - latin1 decodes any byte
+            raise EncodingError(f"{source.name}: its text cannot be read") from None
         frame, used = _decode_frame(gdf.drop(columns="geometry"), chosen, source.name, notes)
         gdf = gpd.GeoDataFrame(frame, geometry=gdf.geometry.values, crs=gdf.crs)
         return RawLayer(gdf, gdf.crs, used, notes)
@@ -249,7 +340,14 @@ def _read_csv(source: Source, override: str | None, notes: list) -> RawLayer:
     except csv.Error:
         sep = ","
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+        with warnings.catch_warnings():
+            # a row with more values than the header has names: pandas would shift the columns (or, with
+            # index_col=False, drop the surplus with a warning); refuse it instead
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+                                index_col=False)
+    except pd.errors.ParserWarning:
+        raise BadInput(f"{source.name}: some rows have more values than the header has column names") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise BadInput(f"{source.name} is not a readable CSV table ({str(exc).splitlines()[0]})") from None
     columns = list(frame.columns)

@@ -41,6 +41,16 @@ SUPPORTED_TEXT = ".shp, .zip (Shapefile inside), .geojson/.json, .gpkg, .kml/.km
 _DATASET_EXTS = (".shp", ".geojson", ".json", ".gpkg", ".kml", ".tab", ".mif", ".csv")
 _SHAPEFILE_MAGIC = b"\x00\x00\x27\x0a"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_GPKG_APPLICATION_IDS = (b"GPKG", b"GP10", b"GP11")  # SQLite header offset 68
+# Content that GDAL recognises, whatever the extension, as a dataset made of other datasets: an OGR VRT, a
+# GDALG "streamed algorithm" (a JSON file holding a gdal command line that reads any path or URL), a WFS
+# or other service description. GDAL identifies them from the first bytes, which _head() covers.
+_INDIRECTIONS = (
+    (b"<ogrvrtdatasource", "an OGR VRT (XML) file"),
+    (b"gdal_streamed_alg", "a GDALG algorithm (JSON) file"),
+    (b"<ogrwfsdatasource", "a WFS service description"),
+    (b"<gdal_wms", "a WMS service description"),
+)
 
 
 @dataclass
@@ -74,11 +84,16 @@ def _confirm_content(path: str, fmt: str, shown: str):
     """Refuse a file whose content does not match its extension."""
     head = _head(path)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    lowered_head = head.lower()
+    for marker, what in _INDIRECTIONS:
+        if marker in lowered_head:
+            raise UnsafeInput(f"{shown} is really {what}, which makes GDAL open other files or URLs; refused")
     ok = True
     if fmt == "shapefile":
         ok = head[:4] == _SHAPEFILE_MAGIC
     elif fmt == "gpkg":
-        ok = head[:16] == _SQLITE_MAGIC
+        # a plain SQLite database would be opened by GDAL's SQLite driver (virtual tables, extensions)
+        ok = head[:16] == _SQLITE_MAGIC and head[68:72] in _GPKG_APPLICATION_IDS
     elif fmt == "geojson":
         ok = stripped[:1] == b"{"
     elif fmt == "kml":
@@ -127,10 +142,20 @@ def _format_of(path: str, shown: str) -> str:
     return FORMATS[ext]
 
 
-def _list_gpkg_layers(path: str) -> list[str]:
-    import fiona  # fiona's listlayers is the simplest way to list the layers of a container
+def _list_gpkg_layers(path: str, shown: str) -> list[str]:
+    import pyogrio
 
-    return list(fiona.listlayers(path))
+    try:
+        return [str(name) for name, _ in pyogrio.list_layers(path)]
+    except pyogrio.errors.DataSourceError as exc:  # a damaged GeoPackage
+        message = (str(exc).splitlines() or [type(exc).__name__])[0].replace(path, shown)
+        message = message.rsplit(" failed: ", 1)[-1][:200]  # SQLite's reason, not the SQL GDAL ran
+        raise BadInput(f"GDAL cannot read {shown}: {message}") from None
+
+
+def _names(option: str, member: str) -> bool:
+    base = os.path.splitext(os.path.basename(option))[0]
+    return member in (option, base, os.path.basename(option))
 
 
 def _pick(options: list[str], member: str | None, what: str, shown: str) -> str:
@@ -139,8 +164,7 @@ def _pick(options: list[str], member: str | None, what: str, shown: str) -> str:
             return options[0]
         raise BadInput(f"{shown} holds {len(options)} {what}s: choose one with --member ({', '.join(options)})")
     for option in options:
-        base = os.path.splitext(os.path.basename(option))[0]
-        if member in (option, base, os.path.basename(option)):
+        if _names(option, member):
             return option
     raise BadInput(f"{shown} has no {what} named {member!r}; it has: {', '.join(options)}")
 
@@ -165,8 +189,12 @@ def _resolve_dataset(path: str, shown: str, member: str | None, workdir: str) ->
             raise UnsafeInput(f"{shown} holds only indirection files (.vrt); refused")
         if not datasets:
             raise BadInput(f"{shown} holds no dataset; expected a Shapefile (.shp with .shx and .dbf) or {SUPPORTED_TEXT}")
-        chosen = _pick(datasets, member, "dataset", shown)
-        inner = _resolve_dataset(os.path.join(unpacked, chosen), f"{shown}:{chosen}", None, workdir)
+        inner_member = None
+        if len(datasets) == 1 and member is not None and not _names(datasets[0], member):
+            chosen, inner_member = datasets[0], member  # --member names a layer of the one .gpkg inside
+        else:
+            chosen = _pick(datasets, member, "dataset", shown)
+        inner = _resolve_dataset(os.path.join(unpacked, chosen), f"{shown}:{chosen}", inner_member, workdir)
         inner.name = shown
         inner.members = files
         return inner
@@ -180,7 +208,7 @@ def _resolve_dataset(path: str, shown: str, member: str | None, workdir: str) ->
             if base + needed not in siblings:
                 raise BadInput(f"{shown}: the Shapefile has no {needed} beside it; copy the .shp, .shx, .dbf (and .prj, .cpg) together")
     if fmt == "gpkg":
-        layers = _list_gpkg_layers(path)
+        layers = _list_gpkg_layers(path, shown)
         if not layers:
             raise BadInput(f"{shown} holds no layer")
         return Source(path, fmt, shown, layer=_pick(layers, member, "layer", shown))
