@@ -373,9 +373,6 @@ def test_vn2000_mapinfo_written_by_gdal_is_the_trap_too(store, tmp_path, ext):
     assert any("no VN-2000 -> WGS 84 shift" in w for w in report.warnings)
 
 
-@pytest.mark.xfail(reason="crs.py bug: a PROJCS *named* VN_2000... on GCS_WGS_1984 is taken as a VN-2000 datum "
-                          "(the projected CRS name is checked as a datum name), so the trap goes unreported",
-                   strict=False)
 def test_vn2000_trap_with_a_vn2000_projcs_name_is_reported(store, tmp_path):
     frame, lon, lat = fw.vn2000_stations()
     path = fw.write_prj(fixtures.write_shapefile(frame, str(tmp_path / "shp"), "tram"),

@@ -493,8 +493,6 @@ def test_report_is_kept_with_the_version(store, tmp_path):
     assert os.path.exists(path)
 
 
-@pytest.mark.xfail(reason="export.py bug: defuse_formula prefixes every text cell starting with '-', so a negative "
-                          "number read from a CSV (kept as text) is exported as '-1.5", strict=False)
 def test_negative_numbers_from_a_csv_are_exported_as_numbers(store, tmp_path):
     frame = fixtures.stations()
     frame["do_cao"] = [-1.5, 2.0, -3.25]

@@ -271,7 +271,10 @@ _UNNAMED_DATUM_PREFIXES = ("unknown", "unnamed", "notspecified", "dunknown", "un
 def _is_vn2000_datum(geod: CRS) -> bool:
     if geod is None or geod.datum is None:
         return False
-    names = {_norm(geod.datum.name), _norm(geod.name)}
+    # the datum's and the geographic CRS's names, never a projection's: a grid named "VN_2000_TM3" on
+    # GCS_WGS_1984 is the .prj trap, not a VN-2000 datum
+    geographic = geod.geodetic_crs if geod.is_projected and geod.geodetic_crs is not None else geod
+    names = {_norm(geod.datum.name), _norm(geographic.name)}
     if names & _VN2000_DATUM_NAMES or any(n.startswith("vn2000") for n in names):
         return True
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -20,6 +21,7 @@ from webmap.errors import BadInput
 
 FORMATS = ("geojson", "gpkg", "shp", "csv")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
 
 
 def expand_extra(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -36,7 +38,8 @@ def expand_extra(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def defuse_formula(value):
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    """Prefix a text cell a spreadsheet would run as a formula; a plain number such as -1.5 stays as it is."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
 
