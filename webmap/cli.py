@@ -48,23 +48,31 @@ def _parse_mapping(values) -> dict:
 
 
 class _Progress:
-    """A progress bar on stderr for the writing of big layers (hidden for small ones)."""
+    """A progress bar on stderr over the import's steps, shown for big files only (and only on a terminal,
+    unless forced with WEBMAP_PROGRESS=1), so scripts and small imports stay quiet."""
 
-    def __init__(self):
+    STEPS = ("read", "geometry", "crs", "attributes", "write")
+    BIG_FILE_BYTES = 20 * 1024 * 1024
+
+    def __init__(self, path, dry_run):
         self.bar = None
+        size = os.path.getsize(path) if os.path.isfile(path) else 0
+        wanted = sys.stderr.isatty() or os.environ.get("WEBMAP_PROGRESS") == "1"
+        if wanted and size >= self.BIG_FILE_BYTES:
+            from tqdm import tqdm
 
-    def __call__(self, rows):
+            total = len(self.STEPS) - (1 if dry_run else 0)
+            self.bar = tqdm(total=total, unit=" steps", file=sys.stderr, bar_format="{desc:<22}{bar}| {n}/{total} [{elapsed}]")
+
+    def __call__(self, step):
         if self.bar is not None:
-            self.bar.update(rows)
-
-    def start(self, total):
-        from tqdm import tqdm
-
-        if total >= 100_000:
-            self.bar = tqdm(total=total, unit=" features", desc="writing", file=sys.stderr)
+            if self.bar.n or step != self.STEPS[0]:
+                self.bar.update(1)
+            self.bar.set_description_str(f"import: {step}")
 
     def close(self):
         if self.bar is not None:
+            self.bar.update(self.bar.total - self.bar.n)
             self.bar.close()
 
 
@@ -87,16 +95,15 @@ def import_command(path, kind, owner, crs, encoding, member, mapping, dry_run):
     """Import PATH as the new version of a layer (all or nothing) and print the import report."""
     from webmap.importer import prepare_layer, provenance_of
 
-    gdf, report = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member,
-                                mapping=_parse_mapping(mapping))
-    if not dry_run:
-        progress = _Progress()
-        progress.start(len(gdf))
-        try:
+    progress = _Progress(path, dry_run)
+    try:
+        gdf, report = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member,
+                                    mapping=_parse_mapping(mapping), progress=progress)
+        if not dry_run:
             version = _store().replace_layer(kind, gdf, provenance_of(report), progress=progress)
-        finally:
-            progress.close()
-        report.version = version.version
+            report.version = version.version
+    finally:
+        progress.close()
     for line in report.lines():
         click.echo(line)
 
