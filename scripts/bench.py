@@ -292,10 +292,19 @@ FIRST_FEATURE_JS = ("() => document.querySelectorAll('.leaflet-overlay-pane path
 
 
 def folium_inline_page(gdf, path):
+    """folium's own way: the data inlined in the page. Its CDN assets are swapped for local copies of the
+    same Leaflet, since this machine (like the intranet) reaches no CDN."""
     import folium
+    import xstatic.pkg.leaflet as leaflet
 
+    vendor = os.path.join(os.path.dirname(path), "vendor")
+    os.makedirs(vendor, exist_ok=True)
+    for name in ("leaflet.js", "leaflet.css"):
+        shutil.copy(os.path.join(leaflet.BASE_DIR, name), vendor)
     t0 = time.perf_counter()
     fmap = folium.Map(location=[10.06, 105.62], zoom_start=11, tiles=None)
+    fmap.default_js = [("leaflet", "vendor/leaflet.js")]
+    fmap.default_css = [("leaflet_css", "vendor/leaflet.css")]
     folium.GeoJson(gdf[["id", "type", "geometry"]], name="incidents",
                    marker=folium.CircleMarker(radius=4)).add_to(fmap)
     fmap.save(path)

@@ -1047,6 +1047,17 @@
       return grid;
     }
 
+    // One row per value of the colour field (coded values with their labels, owners as they are).
+    colourLegend(section, kind, rule, swatch) {
+      const field = this.field(kind, rule.field);
+      section.appendChild(this.legendSubhead(field ? field.label : rule.field));
+      const entries = rule.values ? this.valuesOf(kind, rule.field, rule)
+        : this.domainOf(kind, rule.field).map((code) => ({ code: code, label: code }));
+      entries.forEach((entry) => {
+        section.appendChild(this.legendRow(swatch(this.colourFor(kind, { [rule.field]: entry.code })), entry.label));
+      });
+    }
+
     legendSubhead(text) {
       return el('div', 'wm-legend-subhead', text);
     }
@@ -1083,16 +1094,7 @@
         if (def.geometry === 'any' || def.geometry === 'point') section.appendChild(this.legendRow(siteSymbol(kind, style), this.s('point')));
       } else if (style.kind === 'line') {
         const baseWeight = style.weight || 3;
-        if (colourRule) {
-          const field = this.field(kind, colourRule.field);
-          section.appendChild(this.legendSubhead(field ? field.label : colourRule.field));
-          const entries = colourRule.values ? this.valuesOf(kind, colourRule.field, colourRule)
-            : this.domainOf(kind, colourRule.field).map((code) => ({ code: code, label: code }));
-          entries.forEach((entry) => {
-            const props = { [colourRule.field]: entry.code };
-            section.appendChild(this.legendRow(lineSwatch(this.colourFor(kind, props), 4, null), entry.label));
-          });
-        }
+        if (colourRule) this.colourLegend(section, kind, colourRule, (colour) => lineSwatch(colour, 4, null));
         if (style.width_by) {
           const field = this.field(kind, style.width_by.field);
           section.appendChild(this.legendSubhead(field ? field.label : style.width_by.field));
@@ -1113,14 +1115,7 @@
         const symbol = (colour, radius) => (def.cluster ? incidentSymbol(colour, radius) : circleSwatch(colour, radius));
         const baseRadius = style.radius || 5;
         if (colourRule) {
-          const field = this.field(kind, colourRule.field);
-          section.appendChild(this.legendSubhead(field ? field.label : colourRule.field));
-          const entries = colourRule.values ? this.valuesOf(kind, colourRule.field, colourRule)
-            : this.domainOf(kind, colourRule.field).map((code) => ({ code: code, label: code }));
-          entries.forEach((entry) => {
-            const props = { [colourRule.field]: entry.code };
-            section.appendChild(this.legendRow(symbol(this.colourFor(kind, props), baseRadius), entry.label));
-          });
+          this.colourLegend(section, kind, colourRule, (colour) => symbol(colour, baseRadius));
         } else {
           section.appendChild(this.legendRow(symbol(style.color || DEFAULT_COLOR, baseRadius), def.label));
         }
