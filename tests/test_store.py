@@ -105,3 +105,23 @@ def test_wal_mode_lets_readers_in_during_writes(store):
     con = sqlite3.connect(store.path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     con.close()
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [
+        (100.0, 5.0, 110.0, 15.0),  # holds the whole layer: no filter
+        (105.765, 10.025, 105.78, 10.06),  # most of it: walk the table, check the R-tree by id
+        (105.769, 10.029, 105.771, 10.0316),  # a small view: ids from the R-tree first
+        (106.5, 11.0, 106.6, 11.1),  # nothing there
+    ],
+)
+def test_every_bbox_plan_returns_what_the_box_holds(store, tmp_path, bbox):
+    import shapely
+
+    path = fixtures.write_geojson(fixtures.incidents(), str(tmp_path / "incidents.geojson"))
+    import_layer(store, path, "incidents")
+    everything = store.read_layer("incidents")
+    expected = sorted(everything[shapely.intersects(everything.geometry.values, shapely.box(*bbox))]["id"])
+    gdf, _ = store.query_features("incidents", FeatureQuery(bbox=bbox, limit=100))
+    assert sorted(gdf["id"]) == expected

@@ -280,10 +280,10 @@ class EmbeddedStore(Store):
         table = self._active_table(kind)
         where, params = [], []
         if query.bbox is not None:
-            west, south, east, north = query.bbox
-            rtree = _quote(f"rtree_{table}_{self._geometry_column(table)}")
-            where.append(f"t.fid IN (SELECT id FROM {rtree} WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)")
-            params += [east, west, north, south]
+            where_bbox, bbox_params = self._bbox_filter(kind, table, query.bbox)
+            if where_bbox:
+                where.append(where_bbox)
+                params += bbox_params
         for name, values in query.in_filters.items():
             where.append(f"t.{_quote(name)} IN ({', '.join('?' * len(values))})")
             params += list(values)
@@ -301,6 +301,33 @@ class EmbeddedStore(Store):
         rows = self._table_reader(table).execute(sql, params).fetchall()
         exceeded = len(rows) > query.limit
         return self._rows_to_frame(table, rows[: query.limit]), exceeded
+
+    def _bbox_filter(self, kind, table, bbox):
+        """The cheapest plan for a bbox, from how much of the layer it covers.
+
+        A view that holds the whole layer needs no filter. A view over much of it is answered by walking
+        the table in order and checking each row's box in the R-tree by id, stopping at the limit. A small
+        view asks the R-tree for its ids first (materialising a million ids took 2.5 s at city scale).
+        """
+        west, south, east, north = bbox
+        row = self._catalogue().execute(
+            "SELECT bbox FROM webmap_versions WHERE kind = ? AND active = 1", (kind,)).fetchone()
+        extent = json.loads(row["bbox"]) if row and row["bbox"] else None
+        if extent:
+            ex_w, ex_s, ex_e, ex_n = extent
+            if west <= ex_w and south <= ex_s and east >= ex_e and north >= ex_n:
+                return None, []
+            layer_area = max((ex_e - ex_w) * (ex_n - ex_s), 1e-12)
+            overlap = max(0.0, min(east, ex_e) - max(west, ex_w)) * max(0.0, min(north, ex_n) - max(south, ex_s))
+            correlated = overlap / layer_area >= 0.25
+        else:
+            correlated = False
+        rtree = _quote(f"rtree_{table}_{self._geometry_column(table)}")
+        box = "minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?"
+        if correlated:
+            return f"EXISTS (SELECT 1 FROM {rtree} r WHERE r.id = t.fid AND r.{box.replace(' AND ', ' AND r.')})", \
+                [east, west, north, south]
+        return f"t.fid IN (SELECT id FROM {rtree} WHERE {box})", [east, west, north, south]
 
     def _geometry_column(self, table):
         row = self._table_reader(table).execute(
