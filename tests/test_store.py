@@ -108,20 +108,21 @@ def test_wal_mode_lets_readers_in_during_writes(store):
 
 
 @pytest.mark.parametrize(
-    "bbox",
+    "bbox, plan",
     [
-        (100.0, 5.0, 110.0, 15.0),  # holds the whole layer: no filter
-        (105.765, 10.025, 105.78, 10.06),  # most of it: walk the table, check the R-tree by id
-        (105.769, 10.029, 105.771, 10.0316),  # a small view: ids from the R-tree first
-        (106.5, 11.0, 106.6, 11.1),  # nothing there
+        ((100.0, 5.0, 110.0, 15.0), "none"),  # holds the whole layer: no filter
+        ((105.764, 10.024, 105.775, 10.036), "EXISTS"),  # most of it: walk the table, check the R-tree by id
+        ((105.779, 10.029, 105.781, 10.031), "IN"),  # a small view: ids from the R-tree first
+        ((106.5, 11.0, 106.6, 11.1), "IN"),  # nothing there
     ],
 )
-def test_every_bbox_plan_returns_what_the_box_holds(store, tmp_path, bbox):
+def test_every_bbox_plan_returns_what_the_box_holds(store, tmp_path, bbox, plan):
     import shapely
 
-    path = fixtures.write_geojson(fixtures.incidents(), str(tmp_path / "incidents.geojson"))
-    import_layer(store, path, "incidents")
-    everything = store.read_layer("incidents")
+    import_layer(store, fixtures.write_geojson(fixtures.stations(), str(tmp_path / "s.geojson")), "stations")
+    sql, _ = store._bbox_filter("stations", "stations_v1", bbox)
+    assert (sql is None) if plan == "none" else (plan in sql)
+    everything = store.read_layer("stations")
     expected = sorted(everything[shapely.intersects(everything.geometry.values, shapely.box(*bbox))]["id"])
-    gdf, _ = store.query_features("incidents", FeatureQuery(bbox=bbox, limit=100))
+    gdf, _ = store.query_features("stations", FeatureQuery(bbox=bbox, limit=100))
     assert sorted(gdf["id"]) == expected
