@@ -64,10 +64,18 @@ def _metres(geoms):
     return shapely.transform(np.asarray(geoms), lambda c: c * (kx, ky))
 
 
+# numpy keeps Generator streams stable within a minor version, not across them: data/demo was made with
+# this one, and byte identity is only promised for it (regenerate and commit after an upgrade).
+MADE_WITH_NUMPY = "2.4"
+
+
 def test_committed_files_are_what_the_script_makes(regenerated):
     made = sorted(p.name for p in regenerated.iterdir())
     committed = sorted(p.name for p in DEMO.iterdir())
     assert made == committed
+    if ".".join(np.__version__.split(".")[:2]) != MADE_WITH_NUMPY:
+        # the other tests still check the committed files' counts, extent, density and schema
+        pytest.skip(f"byte identity is checked with numpy {MADE_WITH_NUMPY}.x; this is {np.__version__}")
     for name in made:
         assert (regenerated / name).read_bytes() == (DEMO / name).read_bytes(), (
             f"data/demo/{name} differs from what scripts/make_demo_data.py makes: regenerate and commit it")
