@@ -482,6 +482,26 @@ def _tm3_crs(m: re.Match, raw: str) -> CRS:
 # ----------------------------------------------------------------------------------------------------
 
 
+def transform_xy(geoms: np.ndarray, xy_func) -> np.ndarray:
+    """Apply ``xy_func(x, y) -> (x, y)`` to every vertex of ``geoms``, keeping Z where there is one.
+
+    Per geometry dimension, so that 2D stays 2D and 3D keeps its Z (works on shapely 2.0 too).
+    """
+
+    def fn(coords):
+        res = np.array(coords, dtype=float, copy=True)
+        res[:, 0], res[:, 1] = xy_func(coords[:, 0], coords[:, 1])
+        return res
+
+    has_z = shapely.has_z(geoms)
+    out = np.empty_like(geoms)
+    if np.any(~has_z):
+        out[~has_z] = shapely.transform(geoms[~has_z], fn, include_z=False)
+    if np.any(has_z):
+        out[has_z] = shapely.transform(geoms[has_z], fn, include_z=True)
+    return out
+
+
 @dataclass
 class CrsResolution:
     """What :func:`resolve_crs` decided: the source CRS, how it reaches WGS 84, and what to tell the user.
@@ -578,19 +598,7 @@ class CrsResolution:
         if self._transformer is None or arr.size == 0:
             return arr.copy()
 
-        def fn(coords):
-            out = np.array(coords, dtype=float, copy=True)
-            out[:, 0], out[:, 1] = self.transform(coords[:, 0], coords[:, 1])
-            return out
-
-        # Per geometry dimension, so that 2D stays 2D and 3D keeps its Z (works on shapely 2.0 too).
-        has_z = shapely.has_z(arr)
-        out = np.empty_like(arr)
-        if np.any(~has_z):
-            out[~has_z] = shapely.transform(arr[~has_z], fn, include_z=False)
-        if np.any(has_z):
-            out[has_z] = shapely.transform(arr[has_z], fn, include_z=True)
-        return out
+        return transform_xy(arr, self.transform)
 
 
 def _literal_offset_m(resolution_transformer: Transformer, literal: CRS, ref_xy) -> float:
@@ -1011,16 +1019,6 @@ def to_metric(gdf):
     resolution = resolve_crs(gdf.crs)
     geoms = resolution.transform_geometries(np.asarray(gdf.geometry.array, dtype=object))
 
-    def fn(coords):
-        res = np.array(coords, dtype=float, copy=True)
-        res[:, 0], res[:, 1] = lonlat_to_metric(coords[:, 0], coords[:, 1])
-        return res
-
-    has_z = shapely.has_z(geoms)
-    moved = np.empty_like(geoms)
-    if np.any(~has_z):
-        moved[~has_z] = shapely.transform(geoms[~has_z], fn, include_z=False)
-    if np.any(has_z):
-        moved[has_z] = shapely.transform(geoms[has_z], fn, include_z=True)
+    moved = transform_xy(geoms, lonlat_to_metric)
     out[name] = gpd.GeoSeries(moved, index=gdf.index, crs=metric)
     return out.set_crs(metric, allow_override=True)
