@@ -65,3 +65,32 @@ def test_local_mbtiles_basemap_is_served_by_the_app(instance, tmp_path):
     assert response.status_code == 200 and response.data == PNG_1PX and response.mimetype == "image/png"
     assert client.get("/tiles/1/0/0.png").status_code == 404
     assert client.get("/tiles/1/5/0.png").status_code == 404
+
+
+def test_secret_key_is_made_once_private_and_kept(instance):
+    import os
+    import stat
+
+    first = create_app().config["SECRET_KEY"]
+    path = instance / "secret_key"
+    assert len(first) >= 32 and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert create_app().config["SECRET_KEY"] == first
+
+
+def test_secret_key_from_environment(instance, monkeypatch):
+    monkeypatch.setenv("WEBMAP_SECRET_KEY", "k" * 40)
+    assert create_app().config["SECRET_KEY"] == "k" * 40
+    assert not (instance / "secret_key").exists()
+    monkeypatch.setenv("WEBMAP_SECRET_KEY", "short")
+    with pytest.raises(BadInput, match="32"):
+        create_app()
+
+
+def test_session_cookie_settings(instance, monkeypatch):
+    app = create_app()
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    monkeypatch.setenv("WEBMAP_SESSION_COOKIE_SECURE", "1")
+    assert create_app().config["SESSION_COOKIE_SECURE"] is True
+    monkeypatch.setenv("WEBMAP_SESSION_COOKIE_SECURE", "maybe")
+    with pytest.raises(BadInput, match="SESSION_COOKIE_SECURE"):
+        create_app()

@@ -22,6 +22,8 @@ def create_app(test_config=None):
         app.config.update(test_config)
     config_mod.validate(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = config_mod.instance_secret_key(app.instance_path)
     if not app.config["STORE_URL"]:
         app.config["STORE_URL"] = default_store_url(app.instance_path)
     app.extensions["webmap_store"] = open_store(app.config["STORE_URL"])

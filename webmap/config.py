@@ -30,9 +30,45 @@ DEFAULTS = {
     # Address and port of `webmap serve`.
     "HOST": "127.0.0.1",
     "PORT": 5000,
+    # Session cookies: never readable by scripts, not sent on cross-site requests; set
+    # SESSION_COOKIE_SECURE=1 when the app is served over HTTPS (behind a reverse proxy).
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
 }
 
 _INT_KEYS = {"MAX_FEATURES", "PAGE_FEATURES", "MAP_ZOOM", "MAX_CONTENT_LENGTH", "PORT"}
+_BOOL_KEYS = {"SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE"}
+SECRET_KEY_FILE = "secret_key"
+
+
+def instance_secret_key(instance_path: str) -> str:
+    """The key that signs sessions: WEBMAP_SECRET_KEY, else ``instance/secret_key``, made on first use.
+
+    Never in the repository: the file is created with mode 0600 in the instance folder (gitignored).
+    """
+    from_env = os.environ.get("WEBMAP_SECRET_KEY")
+    if from_env:
+        if len(from_env) < 32:
+            raise BadInput("WEBMAP_SECRET_KEY must hold at least 32 characters")
+        return from_env
+    path = os.path.join(instance_path, SECRET_KEY_FILE)
+    try:
+        with open(path, encoding="ascii") as fh:
+            key = fh.read().strip()
+    except FileNotFoundError:
+        import secrets
+
+        key = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            return instance_secret_key(instance_path)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(key + "\n")
+    if len(key) < 32:
+        raise BadInput(f"{path} must hold a key of at least 32 characters")
+    return key
 
 
 def from_environment(environ=os.environ) -> dict:
@@ -42,7 +78,11 @@ def from_environment(environ=os.environ) -> dict:
         value = environ.get(f"WEBMAP_{key}")
         if value is None:
             continue
-        if key in _INT_KEYS:
+        if key in _BOOL_KEYS:
+            if value.lower() not in ("0", "1", "true", "false", "yes", "no"):
+                raise BadInput(f"WEBMAP_{key} must be 1 or 0, got {value!r}")
+            value = value.lower() in ("1", "true", "yes")
+        elif key in _INT_KEYS:
             try:
                 value = int(value)
             except ValueError:
@@ -65,6 +105,8 @@ def validate(config) -> None:
             raise BadInput(f"{key} must be between 1 and 1000000, got {config[key]!r}")
     if int(config["PAGE_FEATURES"]) > int(config["MAX_FEATURES"]):
         raise BadInput("PAGE_FEATURES must not exceed MAX_FEATURES")
+    if config["SESSION_COOKIE_SAMESITE"] not in ("Lax", "Strict"):
+        raise BadInput(f"SESSION_COOKIE_SAMESITE must be Lax or Strict, got {config['SESSION_COOKIE_SAMESITE']!r}")
     basemap = config["BASEMAP"]
     if basemap and not (basemap.endswith(".mbtiles") or ("{z}" in basemap and "{x}" in basemap and "{y}" in basemap)):
         raise BadInput(f"BASEMAP must be a tile URL template with {{z}}/{{x}}/{{y}} or a .mbtiles file, got {basemap!r}")
