@@ -28,8 +28,13 @@ def create_app(test_config=None):
         app.config["STORE_URL"] = default_store_url(app.instance_path)
     app.extensions["webmap_store"] = open_store(app.config["STORE_URL"])
 
-    from webmap.views import api, errors, pages, tiles, vendor
+    from flask_wtf.csrf import CSRFProtect
 
+    from webmap.views import api, auth, errors, pages, tiles, vendor
+
+    # every POST/PUT/PATCH/DELETE must carry this session's token (form field or X-CSRFToken header)
+    CSRFProtect(app)
+    app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(vendor.bp)

@@ -1,4 +1,4 @@
-"""The ``webmap`` command: demo, import, layers, export, serve.
+"""The ``webmap`` command: demo, import, layers, export, serve; setup, users, orgs (accounts).
 
 Exit codes: 0 success; 2 bad input or usage (one clear line on stderr, no traceback); 1 internal error.
 Set WEBMAP_DEBUG=1 to see the traceback of an internal error.
@@ -179,6 +179,180 @@ def serve_command(host, port):
     port = port or app.config["PORT"]
     click.echo(f"webmap on http://{host}:{port}/ (store: {app.config['STORE_URL']})")
     serve(app, host=host, port=port, threads=8, ident="webmap")
+
+
+@cli.command("audit")
+@click.option("--actor", help="Only entries by this actor (username, anonymous, cli:<user>).")
+@click.option("--action", help="Only this action: login, login_failed, logout, import, export, print, "
+                                "read_key_sites, user_admin...")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="From this day on (UTC).")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="Up to and including this day (UTC).")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Most entries to show, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, with the hashes.")
+@click.option("--verify", is_flag=True, help="Recompute the hash chain of the whole log instead of listing it.")
+@click.option("--anchor", metavar="SEQ:HASH",
+              help="With --verify: check that this entry (as an earlier --verify printed it) is unchanged.")
+def audit_command(actor, action, since, until, limit, as_json, verify, anchor):
+    """List the audit log (who, when, what, from where), or prove it unaltered with --verify.
+
+    --verify exits 0 when the chain holds, 2 with one line naming the first altered entry when not.
+    """
+    import json
+
+    from webmap.audit import FILENAME, AuditLog, AuditLogAltered, format_anchor, parse_anchor
+
+    if anchor is not None and not verify:
+        raise BadInput("--anchor goes with --verify")
+    if verify and (actor or action or since or until or as_json):
+        raise BadInput("--verify checks the whole log: it takes no filters and no --json")
+    if verify:
+        anchor = parse_anchor(anchor) if anchor is not None else None
+    log = AuditLog(os.path.join(_app().instance_path, FILENAME))
+    try:
+        if verify:
+            result = log.verify(anchor=anchor)
+            if not result.ok:
+                if result.first_bad_seq is None:
+                    raise AuditLogAltered(f"audit log cannot be verified: {result.reason}")
+                raise AuditLogAltered(f"audit log altered at entry {result.first_bad_seq}: {result.reason}")
+            click.echo(f"audit log intact: {result.checked} entries, last hash {result.last[1]}")
+            click.echo(f"anchor to keep elsewhere: {format_anchor(result.last)}")
+            return
+        found = log.entries(actor=actor, action=action, since=since.date() if since else None,
+                            until=until.date() if until else None, limit=limit)
+    finally:
+        log.close()
+    if as_json:
+        for entry in found:
+            click.echo(json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True))
+        return
+    if not found:
+        click.echo("no audit entries" + (" match" if actor or action or since or until else " yet"))
+        return
+    click.echo(f"{'seq':>7}  {'at (UTC)':<19}  {'actor':<16} {'action':<14} {'source':<15} {'target':<20} detail")
+    for e in found:
+        detail = json.dumps(e.detail, ensure_ascii=False, sort_keys=True) if e.detail else ""
+        click.echo(f"{e.seq:>7}  {e.at[:19].replace('T', ' '):<19}  {e.actor:<16} {e.action:<14} {e.source:<15} "
+                   f"{e.target:<20} {detail}".rstrip())
+
+
+def _accounts():
+    from webmap.accounts import get_accounts
+
+    return get_accounts(_app())
+
+
+def _echo_one_time_password(password):
+    click.echo(f"one-time password: {password}")
+    click.echo("It is shown only this once and must be changed at first login.")
+
+
+@cli.command("setup")
+@click.option("--username", default="admin", show_default=True, help="Username of the first admin.")
+def setup_command(username):
+    """Create the first admin account and print its one-time password (refused once an admin exists)."""
+    user, password = _accounts().setup_admin(username)
+    click.echo(f"admin account {user.username} created")
+    _echo_one_time_password(password)
+
+
+@cli.group("orgs")
+def orgs_group():
+    """Organisations: the police, districts (by GSO code) and enterprises (by owner code)."""
+
+
+@orgs_group.command("add")
+@click.argument("code")
+@click.option("--name", required=True, help="Full name, e.g. \"Viễn thông Sông Hậu\".")
+@click.option("--kind", required=True, type=click.Choice(["police", "district", "enterprise"]))
+@click.option("--district-code", help="GSO code of a district organisation's district (default: CODE if it is one).")
+def orgs_add_command(code, name, kind, district_code):
+    """Add organisation CODE (an enterprise's owner code such as VTSH, a district's GSO code such as 916)."""
+    org = _accounts().add_org(code, name, kind, district_code)
+    where = f", GSO {org.district_code}" if org.district_code else ""
+    click.echo(f"organisation {org.code} added: {org.name} ({org.kind}{where})")
+
+
+@orgs_group.command("list")
+def orgs_list_command():
+    """List the organisations with their number of users."""
+    accounts = _accounts()
+    orgs = accounts.list_orgs()
+    if not orgs:
+        click.echo("no organisations yet: add one with `webmap orgs add`")
+        return
+    counts = {}
+    for user in accounts.list_users():
+        counts[user.org_code] = counts.get(user.org_code, 0) + 1
+    click.echo(f"{'code':<12} {'kind':<11} {'district':<9} {'users':>5}  name")
+    for org in orgs:
+        click.echo(f"{org.code:<12} {org.kind:<11} {org.district_code or '':<9} {counts.get(org.code, 0):>5}  {org.name}")
+
+
+@cli.group("users")
+def users_group():
+    """User accounts: admin, police, district and enterprise roles."""
+
+
+@users_group.command("add")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["admin", "police", "district", "enterprise"]))
+@click.option("--org", "org_code", help="Organisation code (required for police, district and enterprise).")
+def users_add_command(username, role, org_code):
+    """Add USERNAME and print a one-time password (shown once, to be changed at first login)."""
+    user, password = _accounts().add_user(username, role, org_code)
+    org = f", organisation {user.org_code}" if user.org_code else ""
+    click.echo(f"user {user.username} added: {user.role}{org}")
+    _echo_one_time_password(password)
+
+
+@users_group.command("list")
+@click.option("--org", "org_code", help="Only the users of this organisation.")
+def users_list_command(org_code):
+    """List the users (never their passwords or hashes)."""
+    accounts = _accounts()
+    if org_code:
+        accounts.get_org(org_code)
+    users = accounts.list_users(org_code)
+    if not users:
+        click.echo("no users yet: run `webmap setup`, then `webmap users add`")
+        return
+    click.echo(f"{'username':<20} {'role':<10} {'org':<12} {'status':<24} {'created (UTC)':<25} password changed (UTC)")
+    for user in users:
+        status = "disabled" if user.disabled else "active"
+        if user.must_change_password:
+            status += ", must change pw"
+        click.echo(f"{user.username:<20} {user.role:<10} {user.org_code or '-':<12} {status:<24} "
+                   f"{user.created_at:<25} {user.password_changed_at}")
+
+
+@users_group.command("disable")
+@click.argument("username")
+def users_disable_command(username):
+    """Disable USERNAME: it can no longer sign in (nothing is deleted)."""
+    user = _accounts().disable_user(username)
+    click.echo(f"user {user.username} disabled")
+
+
+@users_group.command("enable")
+@click.argument("username")
+def users_enable_command(username):
+    """Enable USERNAME again."""
+    user = _accounts().enable_user(username)
+    click.echo(f"user {user.username} enabled")
+
+
+@users_group.command("reset-password")
+@click.argument("username")
+def users_reset_password_command(username):
+    """Give USERNAME a new one-time password and print it (shown once, to be changed at first login)."""
+    accounts = _accounts()
+    password = accounts.reset_password(username)
+    click.echo(f"password of {accounts.get_user(username).username} reset")
+    _echo_one_time_password(password)
 
 
 # click >= 8.2 raises this for a group called without a command (older versions print the help themselves)

@@ -43,6 +43,25 @@ STRINGS = {
     "area": {"vi": "Vùng", "en": "Area"},
     "point": {"vi": "Điểm", "en": "Point"},
     "error": {"vi": "Lỗi", "en": "Error"},
+    "login": {"vi": "Đăng nhập", "en": "Log in"},
+    "logout": {"vi": "Đăng xuất", "en": "Log out"},
+    "username": {"vi": "Tên đăng nhập", "en": "Username"},
+    "password": {"vi": "Mật khẩu", "en": "Password"},
+    "login_failed": {"vi": "Tên đăng nhập hoặc mật khẩu không đúng.", "en": "Wrong username or password."},
+    "login_throttled": {"vi": "Đăng nhập sai quá nhiều lần: thử lại sau {minutes} phút.",
+                        "en": "Too many failed logins: try again in {minutes} minute(s)."},
+    "change_password": {"vi": "Đổi mật khẩu", "en": "Change password"},
+    "must_change_password": {"vi": "Bạn phải đổi mật khẩu ban đầu trước khi sử dụng hệ thống.",
+                             "en": "You must change your initial password before using the system."},
+    "password_rules": {"vi": "Ít nhất 12 ký tự, có 3 trong 4 loại: chữ thường, chữ hoa, chữ số, ký hiệu (hoặc ít nhất 20 ký tự); "
+                             "không chứa tên đăng nhập; không dùng mật khẩu phổ biến.",
+                       "en": "At least 12 characters with 3 of: lower case, upper case, digits, symbols (or at least 20 "
+                             "characters); not containing the username; not a common password."},
+    "old_password": {"vi": "Mật khẩu hiện tại", "en": "Current password"},
+    "new_password": {"vi": "Mật khẩu mới", "en": "New password"},
+    "confirm_password": {"vi": "Nhập lại mật khẩu mới", "en": "Repeat the new password"},
+    "password_mismatch": {"vi": "Hai lần nhập mật khẩu mới không khớp.", "en": "The two new passwords differ."},
+    "password_changed": {"vi": "Đã đổi mật khẩu.", "en": "Password changed."},
     "back": {"vi": "Về bản đồ", "en": "Back to the map"},
 }
 
