@@ -63,6 +63,16 @@ def _load_fixture_city(instance, folder):
     for kind in ("districts", "key_sites", "cable_routes", "stations", "incidents"):
         path = write_geojson(FRAMES[kind](), os.path.join(folder, f"{kind}.geojson"))
         _cli(instance, "import", path, "--layer", kind)
+    # the same demo accounts `webmap demo` makes, for the organisations of the fixture city
+    from webmap.accounts import AccountStore, accounts_path
+    from webmap.demo import ensure_demo_accounts
+
+    accounts = AccountStore(accounts_path(str(instance)))
+    ensure_demo_accounts(accounts, [("CA-CT", "Công an thành phố (thử)", "police", None),
+                                    ("916", "UBND quận Ninh Kiều (thử)", "district", "916"),
+                                    ("VTSH", "Viễn thông Sông Hậu (thử)", "enterprise", None),
+                                    ("MKN", "Mạng Kết Nối (thử)", "enterprise", None)])
+    accounts.close()
 
 
 def _add_xss_station(instance, folder):
@@ -171,11 +181,28 @@ class Session:
 
     page: object
     server: Server
+    context: object = None
     errors: list = field(default_factory=list)
     requests: list = field(default_factory=list)
 
     def open(self, path="/"):
         self.page.goto(self.server.url + path)
+        wait_ready(self.page)
+        return self.page
+
+    def get_json(self, path):
+        """An API answer for this page's user (its session cookie), fetched by the page itself."""
+        return self.page.evaluate("(u) => fetch(u).then((r) => r.json())", self.server.url + path)
+
+    def log_in(self, username, password=None):
+        """Through the real form, as a person would (CSRF token, session cookie and all)."""
+        from webmap.demo import DEMO_PASSWORD
+
+        self.page.goto(self.server.url + "/login")
+        self.page.fill("input[name=username]", username)
+        self.page.fill("input[name=password]", password or DEMO_PASSWORD)
+        self.page.click("form.wm-form button[type=submit]")
+        self.page.wait_for_url(self.server.url + "/")
         wait_ready(self.page)
         return self.page
 
@@ -186,6 +213,21 @@ class Session:
 
 @pytest.fixture
 def session(browser, server):
+    """A page logged in as the police demo user (who sees every layer); see anonymous_session."""
+    result = _open_session(browser, server)
+    result.log_in("police.demo")
+    yield result
+    _close_session(result)
+
+
+@pytest.fixture
+def anonymous_session(browser, server):
+    result = _open_session(browser, server)
+    yield result
+    _close_session(result)
+
+
+def _open_session(browser, server):
     context = browser.new_context(viewport=VIEWPORT, locale="vi-VN")
     page = context.new_page()
     page.set_default_timeout(10_000)
@@ -194,8 +236,12 @@ def session(browser, server):
             if msg.type == "error" else None)
     page.on("pageerror", lambda exc: result.errors.append(f"pageerror: {exc}"))
     page.on("request", lambda request: result.requests.append(request.url))
-    yield result
-    context.close()
+    result.context = context
+    return result
+
+
+def _close_session(result):
+    result.context.close()
     # every test page, whatever it tested: no JS error, nothing asked of another host
     assert not result.errors, result.errors
     assert not result.foreign_requests(), result.foreign_requests()

@@ -53,3 +53,50 @@ def run_cli(instance):
         return proc.returncode, proc.stdout, proc.stderr
 
     return run
+
+
+TEST_PASSWORD = "Kiểm-thử-2026-Cần-Thơ"
+ORGANISATIONS = [
+    ("CA-CT", "Công an thành phố (thử)", "police", None),
+    ("VTSH", "Viễn thông Sông Hậu (thử)", "enterprise", None),
+    ("MKN", "Mạng Kết Nối (thử)", "enterprise", None),
+    ("BDTM", "Bưu điện Tây Miền (thử)", "enterprise", None),
+    ("916", "UBND quận Ninh Kiều (thử)", "district", "916"),
+]
+
+
+def make_account(app, username, role, org_code=None):
+    """A user whose initial password is already changed (so tests reach the pages directly)."""
+    from webmap.accounts import get_accounts
+    from webmap.errors import BadInput
+
+    accounts = get_accounts(app)
+    for code, name, kind, district in ORGANISATIONS:
+        try:
+            accounts.add_org(code, name, kind, district)
+        except BadInput:
+            pass  # already there
+    _, initial = accounts.add_user(username, role, org_code)
+    return accounts.change_password(username, initial, TEST_PASSWORD)
+
+
+def log_in(client, user):
+    """Put ``user`` in the client's signed session, as the login view does."""
+    with client.session_transaction() as session:
+        session["user"] = user.username
+        session["pwc"] = user.password_changed_at
+
+
+@pytest.fixture
+def client_as(app):
+    """``client_as(role, org)`` -> a test client logged in as a new user of that role."""
+    counter = iter(range(1000))
+
+    def make(role, org_code=None):
+        client = app.test_client()
+        if role != "public":
+            user = make_account(app, f"{role}.{next(counter)}", role, org_code)
+            log_in(client, user)
+        return client
+
+    return make

@@ -9,6 +9,12 @@ from webmap.importer import import_layer
 
 
 @pytest.fixture
+def client(client_as):
+    """The police see every layer: these tests are about the API itself (test_access.py is about roles)."""
+    return client_as("police", "CA-CT")
+
+
+@pytest.fixture
 def loaded(store, tmp_path):
     for kind, make in fixtures.FRAMES.items():
         import_layer(store, fixtures.write_geojson(make(), str(tmp_path / f"{kind}.geojson")), kind)

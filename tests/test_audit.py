@@ -213,7 +213,10 @@ def _append_from_a_process(path, actor, count, start):
 
 
 def _worker(path, actor, count, start, results):
-    results.put((actor, _append_from_a_process(path, actor, count, start)))
+    try:
+        results.put((actor, _append_from_a_process(path, actor, count, start)))
+    except Exception as exc:  # noqa: BLE001 - reported to the test rather than lost in the child
+        results.put((actor, repr(exc)))
 
 
 def test_two_processes_appending_at_once_keep_the_chain_and_seq_contiguous(log_path):
@@ -223,6 +226,7 @@ def test_two_processes_appending_at_once_keep_the_chain_and_seq_contiguous(log_p
     for proc in procs:
         proc.start()
     got = dict(results.get(timeout=120) for _ in procs)
+    assert all(isinstance(seqs, list) for seqs in got.values()), got
     for proc in procs:
         proc.join(60)
         assert proc.exitcode == 0

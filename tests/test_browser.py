@@ -13,6 +13,7 @@ import pytest
 
 from browser_conftest import (  # noqa: F401 - fixtures are used by name
     XSS_ID,
+    anonymous_session,
     XSS_NAME,
     browser,
     click_feature,
@@ -38,7 +39,7 @@ def _feature_requests(session, kind):
 
 def test_map_renders_layers_labels_legend(session):
     page = session.open()
-    layers = {layer["kind"]: layer for layer in session.server.get_json("/api/layers")["layers"]}
+    layers = {layer["kind"]: layer for layer in session.get_json("/api/layers")["layers"]}
     assert page.locator(".leaflet-container").count() == 1
     # district names, permanent, at the polygon centres
     labels = page.locator(".wm-label-districts")
@@ -100,7 +101,7 @@ def test_zoom_to_layer_button(session):
     page = session.open()
     page.evaluate("() => { window.webmapApp.map.setView([10.5, 106.5], 13, {animate: false}); }")
     wait_ready(page)
-    bbox = [k for k in session.server.get_json("/api/layers")["layers"] if k["kind"] == "key_sites"][0]["bbox"]
+    bbox = [k for k in session.get_json("/api/layers")["layers"] if k["kind"] == "key_sites"][0]["bbox"]
     before = idle_count(page)
     page.locator(".wm-zoom-layer[data-kind=key_sites]").click()
     wait_idle_after(page, before)
@@ -182,7 +183,7 @@ def test_incident_type_filter(session):
     markers = page.evaluate("() => window.webmapApp.parts.incidents.features.getLayers().length")
     assert 0 < shown < total and markers == shown
     assert page.locator(".wm-filter-status").inner_text().startswith(f"{shown:,}".replace(",", "."))
-    answer = session.server.get_json(urlsplit(last).path + "?" + urlsplit(last).query)
+    answer = session.get_json(urlsplit(last).path + "?" + urlsplit(last).query)
     assert answer["numberReturned"] == shown
 
     # a date range narrows it further and is sent as since/until
@@ -251,3 +252,45 @@ def test_no_console_errors_and_only_local_requests(session):
     assert session.foreign_requests() == []
     hosts = {urlsplit(u).hostname for u in session.requests if urlsplit(u).scheme in ("http", "https")}
     assert hosts == {"127.0.0.1"}
+
+
+# -- roles in the browser -----------------------------------------------------------------------------
+
+def forget_expected_404(session):
+    """Chromium logs the 404 this test asked for on purpose as a console error; forget that one only."""
+    session.errors[:] = [e for e in session.errors if "status of 404" not in e]
+
+
+OWNERS_DRAWN = """() => Array.from(new Set((window.webmapApp.data.cable_routes || [])
+    .map((f) => f.properties.owner))).sort()"""
+
+
+def test_anonymous_visitor_sees_only_boundaries(anonymous_session):
+    page = anonymous_session.open("/")
+    kinds = page.evaluate("() => Object.keys(window.webmapApp.layers)")
+    assert set(kinds) <= {"districts", "wards"} and "districts" in kinds
+    assert page.locator("#wm-login").is_visible()
+
+
+def test_enterprise_sees_only_its_own_cables_and_no_key_sites(anonymous_session):
+    page = anonymous_session.log_in("vtsh.demo")
+    assert page.locator("#wm-user").inner_text() == "vtsh.demo"
+    kinds = set(page.evaluate("() => Object.keys(window.webmapApp.layers)"))
+    assert "cable_routes" in kinds and "key_sites" not in kinds
+    owners = page.evaluate(OWNERS_DRAWN)
+    assert owners == ["VTSH"]
+    answer = anonymous_session.get_json("/api/layers/key_sites/features")
+    assert answer["status"] == 404
+    forget_expected_404(anonymous_session)
+
+
+def test_police_see_key_sites_and_log_out(session):
+    page = session.page
+    kinds = set(page.evaluate("() => Object.keys(window.webmapApp.layers)"))
+    assert {"key_sites", "cable_routes", "stations", "incidents"} <= kinds
+    owners = page.evaluate(OWNERS_DRAWN)
+    assert len(owners) >= 2
+    page.click("#wm-logout")
+    page.wait_for_selector("#wm-login")
+    assert session.get_json("/api/layers/key_sites/features")["status"] == 404
+    forget_expected_404(session)

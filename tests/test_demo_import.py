@@ -11,7 +11,11 @@ def test_demo_loads_through_the_cli_and_serves(run_cli, instance):
     assert "incidents: 3660 features" in out and "stations: 401 features" in out
     code, out, _ = run_cli("layers")
     assert code == 0 and "cable_routes" in out and "key_sites" in out
-    client = create_app().test_client()
+    from conftest import log_in, make_account
+
+    app = create_app()
+    client = app.test_client()
+    log_in(client, make_account(app, "police.demo.test", "police", "CA-CT"))
     layers = {layer["kind"]: layer for layer in client.get("/api/layers").get_json()["layers"]}
     assert layers["districts"]["count"] == 9 and layers["key_sites"]["count"] >= 20
     west, south, east, north = layers["districts"]["bbox"]

@@ -407,7 +407,8 @@ def test_vietnamese_value_labels_are_accepted(store, tmp_path):
     assert list(gdf["criticality"]) == ["critical", "high"]
 
 
-def test_unknown_columns_are_kept_as_extra_properties(store, client, tmp_path):
+def test_unknown_columns_are_kept_as_extra_properties(store, client_as, tmp_path):
+    client = client_as("police", "CA-CT")
     frame = fixtures.stations()
     frame["ghi_chú"] = ["Gần chợ Cái Khế", None, "=1+1"]
     frame["so_cot"] = [12, 7, -3]

@@ -1,7 +1,8 @@
 """The audit log: an append-only record of who did what, when and from where, whose integrity can be proven.
 
 The directive treats the key sites as national-security works: every login (and failed login), import,
-export, print and read of key sites is recorded. The log lives in its own SQLite file,
+export, print and read of key sites is to be recorded here (the login views and the request hooks that
+call :meth:`AuditLog.record` come with sign-in). The log lives in its own SQLite file,
 ``instance/audit.sqlite``, apart from the store and the accounts, with one table::
 
     entries(seq, at, actor, action, target, detail, source, prev_hash, hash)
@@ -37,7 +38,9 @@ Two layers of protection, and what each is worth:
 Concurrency: WAL journal, one connection per thread, appends serialised by a lock within the process and
 by ``BEGIN IMMEDIATE`` across processes (the last entry is read inside that transaction), so several
 processes (waitress threads, ``webmap`` commands) appending at once keep ``seq`` contiguous and the chain
-intact. ``synchronous=FULL``: a committed entry survives a power cut.
+intact. SQLite's lock is not fair: a process appending in a tight loop can keep another waiting (up to
+the 30 s busy timeout), which real callers, doing work between entries, do not. ``synchronous=FULL``: a
+committed entry survives a power cut.
 
 Speed, measured on a 2-core machine (2026-11-29): :meth:`AuditLog.verify` streams with constant memory and
 checked 1,000,000 entries (a 385 MB file) in 8.9 to 10.0 s, about 100,000 entries/s, the time going to

@@ -45,9 +45,13 @@ class FieldDef:
     label: dict = field(default_factory=dict)
     value_labels: dict = field(default_factory=dict)
     aliases: tuple = ()
+    visible_to: tuple | None = None  # roles that may see this field; None: whoever sees the layer
 
     def label_for(self, lang: str) -> str:
         return self.label.get(lang) or self.label.get("vi") or self.name
+
+
+ROLES = ("admin", "police", "district", "enterprise", "public")
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,8 @@ class LayerDef:
                 return f
         raise KeyError(name)
 
-    def to_client(self, lang: str) -> dict:
-        """What the map page needs to draw, label and filter this layer (no data)."""
+    def to_client(self, lang: str, hidden_fields=frozenset()) -> dict:
+        """What the map page needs to draw, label and filter this layer (no data), less hidden fields."""
         return {
             "kind": self.kind,
             "label": self.label_for(lang),
@@ -99,6 +103,7 @@ class LayerDef:
                     "values": {k: (v.get(lang) or v.get("vi")) for k, v in f.value_labels.items()},
                 }
                 for f in self.fields
+                if f.name not in hidden_fields
             ],
         }
 
@@ -111,6 +116,11 @@ def _parse_field(kind: str, raw: dict) -> FieldDef:
     if ftype not in FIELD_TYPES:
         raise BadInput(f"layer {kind}: field {name} has type {ftype!r}; expected one of {sorted(FIELD_TYPES)}")
     allowed = raw.get("allowed")
+    visible_to = raw.get("visible_to")
+    if visible_to is not None:
+        unknown = [r for r in visible_to if r not in ROLES]
+        if unknown:
+            raise BadInput(f"layer {kind}: field {name} visible_to names unknown role(s) {unknown}; roles: {list(ROLES)}")
     return FieldDef(
         name=name,
         type=ftype,
@@ -119,6 +129,7 @@ def _parse_field(kind: str, raw: dict) -> FieldDef:
         label=dict(raw.get("label") or {}),
         value_labels={str(k): dict(v) for k, v in (raw.get("value_labels") or {}).items()},
         aliases=tuple(a.lower() for a in raw.get("aliases") or ()),
+        visible_to=tuple(visible_to) if visible_to is not None else None,
     )
 
 
@@ -138,6 +149,12 @@ def parse_layer(raw: dict, source: str = "") -> LayerDef:
     for key in ("id_field", "name_field", "owner_field", "time_field"):
         if raw.get(key) and raw[key] not in names:
             raise BadInput(f"{source}: {key} {raw[key]!r} is not one of the fields {names}")
+    restricted = {f.name for f in fields if f.visible_to is not None}
+    for key in ("id_field", "name_field", "owner_field", "time_field"):
+        if raw.get(key) in restricted:
+            raise BadInput(f"{source}: {key} {raw[key]!r} cannot be restricted with visible_to")
+    if restricted & set(raw.get("search_fields") or ()):
+        raise BadInput(f"{source}: search_fields must not include restricted fields {sorted(restricted)} (search would reveal them)")
     return LayerDef(
         kind=kind,
         label=dict(raw.get("label") or {}),

@@ -9,21 +9,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from pathlib import Path
 
 import click
 
+from webmap.demo import DEMO_DIR, DEMO_FILES  # noqa: F401 - kept importable here (scripts/bench.py)
 from webmap.errors import BadInput, WebmapError
-
-DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
-# (layer, file) in the order the demo loads them; owners are in the files themselves
-DEMO_FILES = [
-    ("districts", "districts.geojson"),
-    ("key_sites", "key_sites.geojson"),
-    ("cable_routes", "cable_routes.zip"),
-    ("stations", "stations.geojson"),
-    ("incidents", "incidents.zip"),
-]
 
 
 def _app():
@@ -112,16 +102,19 @@ def import_command(path, kind, owner, crs, encoding, member, mapping, dry_run):
 @click.option("--data-dir", type=click.Path(file_okay=False, exists=True), default=str(DEMO_DIR), show_default=True,
               help="Folder with the demo files (made by scripts/make_demo_data.py).")
 def demo_command(data_dir):
-    """Load the demo city (Cần Thơ with fictional enterprises) through the ordinary import path."""
-    from webmap.importer import import_layer
+    """Load the demo city (Cần Thơ with fictional enterprises) through the ordinary import path, and create one
+    demo account per role with the published demo password (demo only).
 
-    store = _store()
-    for kind, name in DEMO_FILES:
-        path = os.path.join(data_dir, name)
-        if not os.path.exists(path):
-            raise BadInput(f"demo file missing: {path} (run scripts/make_demo_data.py)")
-        report = import_layer(store, path, kind)
-        click.echo(f"{kind}: {report.features_kept} features from {name} (version {report.version})")
+    Runs on an empty store (which it marks as a demo store) or again on a demo store; refused (exit 2, nothing
+    changed) on a store that holds real data or an instance that already has accounts.
+    """
+    from webmap.accounts import get_accounts
+    from webmap.demo import account_table, load_demo
+
+    app = _app()
+    demo_accounts = load_demo(app.extensions["webmap_store"], get_accounts(app), data_dir, echo=click.echo)
+    for line in account_table(demo_accounts):
+        click.echo(line)
     click.echo("demo loaded: run `webmap serve` and open http://127.0.0.1:5000/")
 
 

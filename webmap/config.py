@@ -25,6 +25,8 @@ DEFAULTS = {
     # Map start view (lon/lat of Cần Thơ) and zoom.
     "MAP_CENTER": (10.06, 105.62),
     "MAP_ZOOM": 11,
+    # An enterprise sees the incidents within this distance (metres) of its own cables and stations.
+    "INCIDENT_NEAR_ASSETS_M": 500,
     # Largest request body (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     # Address and port of `webmap serve`.
@@ -37,7 +39,7 @@ DEFAULTS = {
     "SESSION_COOKIE_SECURE": False,
 }
 
-_INT_KEYS = {"MAX_FEATURES", "PAGE_FEATURES", "MAP_ZOOM", "MAX_CONTENT_LENGTH", "PORT"}
+_INT_KEYS = {"MAX_FEATURES", "PAGE_FEATURES", "MAP_ZOOM", "MAX_CONTENT_LENGTH", "PORT", "INCIDENT_NEAR_ASSETS_M"}
 _BOOL_KEYS = {"SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE"}
 SECRET_KEY_FILE = "secret_key"
 
@@ -105,6 +107,8 @@ def validate(config) -> None:
             raise BadInput(f"{key} must be between 1 and 1000000, got {config[key]!r}")
     if int(config["PAGE_FEATURES"]) > int(config["MAX_FEATURES"]):
         raise BadInput("PAGE_FEATURES must not exceed MAX_FEATURES")
+    if not 0 <= int(config["INCIDENT_NEAR_ASSETS_M"]) <= 50_000:
+        raise BadInput(f"INCIDENT_NEAR_ASSETS_M must be between 0 and 50000 metres, got {config['INCIDENT_NEAR_ASSETS_M']!r}")
     if config["SESSION_COOKIE_SAMESITE"] not in ("Lax", "Strict"):
         raise BadInput(f"SESSION_COOKIE_SAMESITE must be Lax or Strict, got {config['SESSION_COOKIE_SAMESITE']!r}")
     basemap = config["BASEMAP"]

@@ -25,21 +25,28 @@ def _clean(value):
     return value
 
 
-def feature_properties(layer, row: dict) -> dict:
+def feature_properties(layer, row: dict, hidden=frozenset()) -> dict:
+    """Schema fields the user may see, then the file's extra properties (which never shadow them).
+
+    Extra properties are kept only for users who see every field of the layer: a file's unknown columns
+    are not classified, so they follow the most restricted field.
+    """
     props = {}
     extra = row.get("extra")
-    if extra:
+    if extra and not hidden:
         try:
             props.update(json.loads(extra))
         except (TypeError, ValueError):
             pass
     for name in layer.field_names:
-        if name in row:
+        if name in hidden:
+            props.pop(name, None)
+        elif name in row:
             props[name] = _clean(row[name])
     return props
 
 
-def feature_collection(layer, gdf, *, limit: int, exceeded: bool) -> str:
+def feature_collection(layer, gdf, *, limit: int, exceeded: bool, hidden=frozenset()) -> str:
     """Serialise a query result; ``limitExceeded`` tells the map that the view holds more than it got."""
     geoms = shapely.to_geojson(np.asarray(gdf.geometry.values, dtype=object)) if len(gdf) else []
     columns = [c for c in gdf.columns if c != gdf.geometry.name]
@@ -49,7 +56,7 @@ def feature_collection(layer, gdf, *, limit: int, exceeded: bool) -> str:
         feature = {
             "type": "Feature",
             "id": _clean(record.get(layer.id_field)),
-            "properties": feature_properties(layer, record),
+            "properties": feature_properties(layer, record, hidden),
         }
         text = json.dumps(feature, ensure_ascii=False, default=str)
         parts.append(text[:-1] + ', "geometry": ' + (geometry or "null") + "}")

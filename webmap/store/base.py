@@ -36,6 +36,7 @@ class FeatureQuery:
     in_filters: dict = field(default_factory=dict)  # field -> list of allowed values
     min_filters: dict = field(default_factory=dict)  # field -> inclusive lower bound (string compare)
     max_filters: dict = field(default_factory=dict)  # field -> exclusive upper bound
+    mask: object = None  # shapely geometry (lon/lat): only features that intersect it
 
 
 class Store(ABC):
@@ -55,6 +56,10 @@ class Store(ABC):
         """Return ``(GeoDataFrame, exceeded)`` for the active version, at most ``query.limit`` rows."""
 
     @abstractmethod
+    def summarize(self, kind: str, query: FeatureQuery):
+        """``(count, [w, s, e, n] or None)`` of every feature the query matches, ignoring its limit."""
+
+    @abstractmethod
     def read_layer(self, kind: str):
         """The whole active version as a GeoDataFrame (exports, analyses)."""
 
@@ -65,3 +70,11 @@ class Store(ABC):
     @abstractmethod
     def search(self, text_folded: str, kinds: list[str], limit: int) -> list[dict]:
         """Features whose folded search text contains ``text_folded``: layer, id, label, bbox."""
+
+    @abstractmethod
+    def get_flag(self, name: str) -> str | None:
+        """The value of the store-wide flag ``name`` (e.g. ``demo``), or None if it was never set."""
+
+    @abstractmethod
+    def set_flag(self, name: str, value: str) -> None:
+        """Set the store-wide flag ``name`` to ``value`` (kept with the store, e.g. ``demo`` = ``1``)."""

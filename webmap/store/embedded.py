@@ -54,6 +54,14 @@ CREATE TABLE IF NOT EXISTS webmap_versions (
 )
 """
 
+# store-wide flags (e.g. demo = 1 on a store made by `webmap demo`), created on first use
+_FLAGS_DDL = """
+CREATE TABLE IF NOT EXISTS webmap_flags (
+    name TEXT PRIMARY KEY,
+    value TEXT
+)
+"""
+
 # GeoPackage geometry blob: 'GP', version, flags, srs_id, then an envelope whose size the flags give.
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 
@@ -271,16 +279,46 @@ class EmbeddedStore(Store):
         finally:
             con.close()
 
+    # -- flags ----------------------------------------------------------------------------------
+    def get_flag(self, name):
+        try:
+            row = self._catalogue().execute("SELECT value FROM webmap_flags WHERE name = ?", (name,)).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # no flag was ever set: reading creates nothing
+                return None
+            raise
+        return None if row is None else row["value"]
+
+    def set_flag(self, name, value):
+        with self._write_lock:
+            con = self._writer()
+            try:
+                con.execute(_FLAGS_DDL)
+                with con:
+                    con.execute("INSERT OR REPLACE INTO webmap_flags (name, value) VALUES (?, ?)",
+                                (name, None if value is None else str(value)))
+            finally:
+                con.close()
+
     # -- reading --------------------------------------------------------------------------------
     def read_layer(self, kind):
         table = self._active_table(kind)
         return pyogrio.read_dataframe(self.table_path(table), layer=table, use_arrow=True)
 
-    def query_features(self, kind, query: FeatureQuery):
-        table = self._active_table(kind)
+    def _select(self, kind, table, query: FeatureQuery):
+        """SQL and parameters for a query, without its limit; None when nothing can match."""
+        bbox = query.bbox
+        if query.mask is not None:
+            if query.mask.is_empty:
+                return None
+            mask_box = query.mask.bounds
+            bbox = mask_box if bbox is None else (
+                max(bbox[0], mask_box[0]), max(bbox[1], mask_box[1]), min(bbox[2], mask_box[2]), min(bbox[3], mask_box[3]))
+            if bbox[0] > bbox[2] or bbox[1] > bbox[3]:
+                return None
         where, params = [], []
-        if query.bbox is not None:
-            where_bbox, bbox_params = self._bbox_filter(kind, table, query.bbox)
+        if bbox is not None:
+            where_bbox, bbox_params = self._bbox_filter(kind, table, bbox)
             if where_bbox:
                 where.append(where_bbox)
                 params += bbox_params
@@ -296,11 +334,62 @@ class EmbeddedStore(Store):
         sql = f"SELECT * FROM {_quote(table)} t"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY t.fid LIMIT ?"
-        params.append(int(query.limit) + 1)
-        rows = self._table_reader(table).execute(sql, params).fetchall()
+        return sql + " ORDER BY t.fid", params
+
+    def _masked_rows(self, table, sql, params, mask, wanted):
+        """Stream rows and keep those whose geometry meets ``mask``, until ``wanted`` are found."""
+        import shapely as _shapely
+
+        _shapely.prepare(mask)
+        geom_col = self._geometry_column(table)
+        cursor = self._table_reader(table).execute(sql, params)
+        kept = []
+        while len(kept) < wanted:
+            batch = cursor.fetchmany(1000)
+            if not batch:
+                break
+            geoms = _shapely.from_wkb(np.array([gpkg_blob_to_wkb(r[geom_col]) for r in batch], dtype=object))
+            hits = _shapely.intersects(mask, geoms)
+            kept += [row for row, hit in zip(batch, hits) if hit]
+        cursor.close()
+        return kept[:wanted]
+
+    def query_features(self, kind, query: FeatureQuery):
+        table = self._active_table(kind)
+        select = self._select(kind, table, query)
+        if select is None:
+            return self._rows_to_frame(table, []), False
+        sql, params = select
+        if query.mask is not None:
+            rows = self._masked_rows(table, sql, params, query.mask, int(query.limit) + 1)
+        else:
+            rows = self._table_reader(table).execute(sql + " LIMIT ?", [*params, int(query.limit) + 1]).fetchall()
         exceeded = len(rows) > query.limit
         return self._rows_to_frame(table, rows[: query.limit]), exceeded
+
+    def summarize(self, kind, query: FeatureQuery):
+        """``(count, bbox)`` of everything the query matches (for filtered users: counts must not leak)."""
+        table = self._active_table(kind)
+        select = self._select(kind, table, query)
+        if select is None:
+            return 0, None
+        sql, params = select
+        rtree = _quote(f"rtree_{table}_{self._geometry_column(table)}")
+        if query.mask is not None:
+            rows = self._masked_rows(table, sql, params, query.mask, 10**12)
+            fids = [r["fid"] for r in rows]
+        else:
+            fids = [r[0] for r in self._table_reader(table).execute(sql.replace("SELECT *", "SELECT t.fid", 1), params)]
+        if not fids:
+            return 0, None
+        con = self._table_reader(table)
+        box = [None, None, None, None]
+        for start in range(0, len(fids), 900):
+            chunk = fids[start:start + 900]
+            row = con.execute(f"SELECT MIN(minx), MIN(miny), MAX(maxx), MAX(maxy) FROM {rtree} WHERE id IN"
+                              f" ({', '.join('?' * len(chunk))})", chunk).fetchone()
+            box = [row[i] if box[i] is None else (min if i < 2 else max)(box[i], row[i]) for i in range(4)]
+        return len(fids), box
 
     def _bbox_filter(self, kind, table, bbox):
         """The cheapest plan for a bbox, from how much of the layer it covers.
@@ -355,7 +444,9 @@ class EmbeddedStore(Store):
         ).fetchall()
         return [r[0] for r in rows]
 
-    def search(self, text_folded, kinds, limit):
+    def search(self, text_folded, kinds, limit, filters=None):
+        """Rows whose folded search text holds ``text_folded``; ``filters`` maps a kind to the
+        FeatureQuery (owner filter, mask) that the searching user is held to."""
         results = []
         pattern = "%" + text_folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         for kind in kinds:
@@ -363,13 +454,24 @@ class EmbeddedStore(Store):
                 table = self._active_table(kind)
             except NotFound:
                 continue
+            rule = (filters or {}).get(kind) or FeatureQuery()
+            if rule.mask is not None and rule.mask.is_empty:
+                continue
             rtree = _quote(f"rtree_{table}_{self._geometry_column(table)}")
+            where, params = ["t._search LIKE ? ESCAPE '\\'"], [pattern]
+            for name, values in rule.in_filters.items():
+                where.append(f"t.{_quote(name)} IN ({', '.join('?' * len(values))})")
+                params += list(values)
             sql = (
                 f"SELECT t.*, r.minx AS _minx, r.miny AS _miny, r.maxx AS _maxx, r.maxy AS _maxy"
                 f" FROM {_quote(table)} t JOIN {rtree} r ON r.id = t.fid"
-                f" WHERE t._search LIKE ? ESCAPE '\\' ORDER BY length(t._search), t.fid LIMIT ?"
+                f" WHERE {' AND '.join(where)} ORDER BY length(t._search), t.fid"
             )
-            for row in self._table_reader(table).execute(sql, (pattern, limit)):
+            if rule.mask is not None:
+                rows = self._masked_rows(table, sql, params, rule.mask, limit)
+            else:
+                rows = self._table_reader(table).execute(sql + " LIMIT ?", [*params, limit]).fetchall()
+            for row in rows:
                 results.append({"layer": kind, "row": dict(row),
                                 "bbox": [row["_minx"], row["_miny"], row["_maxx"], row["_maxy"]]})
         return results

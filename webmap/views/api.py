@@ -1,19 +1,22 @@
 """JSON and GeoJSON answers for the map: layer list, features by viewport, search.
 
-Thin views: parameters are checked in ``params``, data comes from the store, GeoJSON is assembled in
-``webmap.geojson``. A malformed parameter is a 400 with a JSON message, never a 500.
+Thin views: parameters are checked in ``params``, who sees what comes from ``guard`` (the access rules),
+data from the store, GeoJSON from ``webmap.geojson``. A layer the user may not see answers exactly like
+one that does not exist; counts and extents are those of what the user may see.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from webmap import audit
 from webmap.app import get_store
-from webmap.catalog import fold, get_layer, load_catalog
+from webmap.catalog import fold
 from webmap.errors import BadInput, NotFound
 from webmap.geojson import feature_collection, search_hit
 from webmap.i18n import current_language
 from webmap.store import FeatureQuery
+from webmap.views import guard
 from webmap.views.params import layer_filters, parse_bbox, parse_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -21,31 +24,50 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 FEATURE_PARAMS = {"bbox", "limit", "since", "until", "lang", "_"}
 
 
+def _audit_sensitive_read(layer, what: str, detail: dict):
+    """Every read of a police-only layer (key sites) is written to the audit log."""
+    if layer.sensitivity == "police":
+        who = guard.principal().username or "anonymous"
+        audit.for_app(current_app).record(who, f"read_{layer.kind}", what, detail, audit.request_source())
+
+
+def _summary(layer, rule, version):
+    """Count and extent of what the user may see (the stored ones when nothing is filtered)."""
+    if not rule.filtered:
+        return version.feature_count, list(version.bbox) if version.bbox else None
+    cache = current_app.extensions.setdefault("webmap_summaries", {})
+    key = (rule.key(), version.version)
+    if key not in cache:
+        if len(cache) > 512:
+            cache.clear()
+        cache[key] = get_store().summarize(layer.kind, guard.restrict(FeatureQuery(), layer, rule))
+    return cache[key]
+
+
 @bp.get("/layers")
 def list_layers():
     lang = current_language()
     versions = {v.kind: v for v in get_store().list_versions()}
     layers = []
-    for kind, layer in load_catalog().items():
-        info = layer.to_client(lang)
-        version = versions.get(kind)
-        info.update(
-            count=version.feature_count if version else 0,
-            bbox=list(version.bbox) if version and version.bbox else None,
-            version=version.version if version else None,
-            updated=version.created_at if version else None,
-        )
-        if version and layer.owner_field:
-            # every owner of the layer, so the map gives each one a colour that does not change with the view
-            info["values"] = {layer.owner_field: get_store().distinct_values(kind, layer.owner_field)}
+    for layer, rule in guard.visible_layers():
+        info = layer.to_client(lang, rule.hidden_fields)
+        version = versions.get(layer.kind)
+        count, bbox = _summary(layer, rule, version) if version else (0, None)
+        info.update(count=count, bbox=bbox, version=version.version if version else None,
+                    updated=version.created_at if version else None)
+        if version and layer.owner_field and rule.mask is None:
+            # every owner the user may see, so the map gives each a colour that does not change with the view
+            owners = list(rule.owner_in) if rule.owner_in is not None else \
+                get_store().distinct_values(layer.kind, layer.owner_field)
+            info["values"] = {layer.owner_field: owners}
         layers.append(info)
     return jsonify({"layers": layers})
 
 
 @bp.get("/layers/<kind>/features")
 def layer_features(kind):
-    layer = get_layer(kind)
-    allowed_params = FEATURE_PARAMS | {f.name for f in layer.fields if f.allowed}
+    layer, rule = guard.visible(kind)
+    allowed_params = FEATURE_PARAMS | {f.name for f in layer.fields if f.allowed and f.name not in rule.hidden_fields}
     unknown = sorted(set(request.args) - allowed_params)
     if unknown:
         raise BadInput(f"unknown parameter(s): {', '.join(unknown)}; accepted: {', '.join(sorted(allowed_params))}")
@@ -55,8 +77,12 @@ def layer_features(kind):
         limit=parse_limit(request.args.get("limit"), current_app.config["PAGE_FEATURES"], maximum),
     )
     query.in_filters, query.min_filters, query.max_filters = layer_filters(layer, request.args)
-    gdf, exceeded = get_store().query_features(kind, query)
-    body = feature_collection(layer, gdf, limit=query.limit, exceeded=exceeded)
+    if rule.owner_in is not None and layer.owner_field in query.in_filters:
+        # the user's own filter on owner can only narrow the rule, never widen it
+        query.in_filters[layer.owner_field] = [o for o in query.in_filters[layer.owner_field] if o in rule.owner_in]
+    gdf, exceeded = get_store().query_features(kind, guard.restrict(query, layer, rule))
+    _audit_sensitive_read(layer, request.args.get("bbox") or "all", {"features": len(gdf)})
+    body = feature_collection(layer, gdf, limit=query.limit, exceeded=exceeded, hidden=rule.hidden_fields)
     return Response(body, mimetype="application/geo+json")
 
 
@@ -69,12 +95,14 @@ def search():
         raise BadInput("q must hold at most 100 characters")
     limit = parse_limit(request.args.get("limit"), 20, 100)
     lang = current_language()
-    catalog = load_catalog()
-    kinds = [k for k, layer in catalog.items() if layer.search_fields]
+    layers = {layer.kind: (layer, rule) for layer, rule in guard.visible_layers() if layer.search_fields}
+    filters = {kind: guard.restrict(FeatureQuery(), layer, rule) for kind, (layer, rule) in layers.items()}
     folded = fold(text)
-    hits = get_store().search(folded, kinds, limit)
-    results = [search_hit(catalog[h["layer"]], h, lang, folded) for h in hits]
+    hits = get_store().search(folded, list(layers), limit, filters=filters)
+    results = [search_hit(layers[h["layer"]][0], h, lang, folded) for h in hits]
     results.sort(key=lambda r: (r["rank"], r["layer_order"], r["label"]))
+    for kind in {r["layer"] for r in results}:
+        _audit_sensitive_read(layers[kind][0], f"search {text!r}", {"hits": sum(r["layer"] == kind for r in results)})
     return jsonify({"query": text, "results": results[:limit]})
 
 

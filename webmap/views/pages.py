@@ -7,7 +7,7 @@ import secrets
 
 from flask import Blueprint, current_app, make_response, render_template, request, url_for
 
-from webmap.catalog import load_catalog
+from webmap.views import guard
 from webmap.i18n import LANGUAGES, current_language, strings
 from webmap.maps.webmap_page import build_map, render_parts
 
@@ -48,7 +48,7 @@ def index():
     client = {
         "lang": lang,
         "strings": text,
-        "layers": [layer.to_client(lang) for layer in load_catalog().values()],
+        "layers": [layer.to_client(lang, rule.hidden_fields) for layer, rule in guard.visible_layers()],
         "api": {
             "layers": url_for("api.list_layers"),
             "features": url_for("api.layer_features", kind="__KIND__"),

@@ -1,0 +1,180 @@
+"""Who may see what: the one place where the rules of the directive become filters.
+
+Every output (map page, API, search, counts and extents, popups; later exports and prints) asks
+``rule_for(principal, layer)`` and applies the answer below itself: a layer a user may not see does not
+exist for them (404, never listed), rows outside their reach are never read out, hidden fields are
+dropped before anything is serialised.
+
+| sensitivity | admin, police | district | enterprise | public (not logged in) |
+|---|---|---|---|---|
+| public (boundaries) | all | all | all | all |
+| owner (cables, stations) | all | inside its district | its own (owner = its organisation) | none |
+| police (key sites) | all | none | none | none |
+| incident | all | inside its district | near its own assets (INCIDENT_NEAR_ASSETS_M) | none |
+
+Fields may narrow this further with ``visible_to`` in the layer definition (reporter details, guard unit).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from webmap.errors import NotFound
+
+EVERYONE = ("admin", "police", "district", "enterprise", "public")
+NEAR_ASSETS_DEFAULT_M = 500
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The user a request runs for, reduced to what the rules need."""
+
+    username: str | None
+    role: str
+    org_code: str | None = None
+    district_code: str | None = None
+
+    @classmethod
+    def from_user(cls, user) -> "Principal":
+        if user is None:
+            return ANONYMOUS
+        return cls(user.username, user.role, user.org_code, user.district_code)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("admin", "police")
+
+
+ANONYMOUS = Principal(None, "public")
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """What one principal may see of one layer."""
+
+    kind: str
+    visible: bool
+    owner_in: tuple | None = None  # rows whose owner is one of these
+    mask: BaseGeometry | None = None  # rows whose geometry intersects this (lon/lat)
+    hidden_fields: frozenset = field(default_factory=frozenset)
+
+    @property
+    def filtered(self) -> bool:
+        return self.owner_in is not None or self.mask is not None
+
+    def key(self) -> tuple:
+        """A hashable identity, for caches of counts and extents."""
+        mask = shapely.to_wkb(self.mask) if self.mask is not None else None
+        return (self.kind, self.visible, self.owner_in, mask, tuple(sorted(self.hidden_fields)))
+
+
+_EMPTY = shapely.Polygon()
+
+
+class AccessContext:
+    """Looks up what the rules need from the store (district polygons, an enterprise's assets), cached
+    per active version so the rules stay cheap on every request."""
+
+    def __init__(self, store, catalog, near_assets_m: float = NEAR_ASSETS_DEFAULT_M):
+        self.store = store
+        self.catalog = catalog
+        self.near_assets_m = near_assets_m
+        self._cache: dict = {}
+        self._lock = threading.Lock()
+
+    def _versions(self, *kinds) -> tuple:
+        versions = {v.kind: v.version for v in self.store.list_versions()}
+        return tuple(versions.get(k) for k in kinds)
+
+    def _cached(self, key, make):
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        value = make()
+        with self._lock:
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[key] = value
+        return value
+
+    def district_area(self, code: str | None) -> BaseGeometry:
+        """The polygon of a district by its code, from whatever districts layer is loaded (empty if none)."""
+        if not code or "districts" not in self.catalog:
+            return _EMPTY
+
+        def make():
+            try:
+                gdf = self.store.read_layer("districts")
+            except NotFound:
+                return _EMPTY
+            id_field = self.catalog["districts"].id_field
+            rows = gdf[gdf[id_field].astype(str) == str(code)]
+            return shapely.union_all(rows.geometry.values) if len(rows) else _EMPTY
+
+        return self._cached(("district", code, self._versions("districts")), make)
+
+    def near_own_assets(self, org_code: str | None) -> BaseGeometry:
+        """Everything within ``near_assets_m`` of the enterprise's own cables and stations (lon/lat)."""
+        owned_kinds = [k for k, layer in self.catalog.items() if layer.sensitivity == "owner" and layer.owner_field]
+        if not org_code or not owned_kinds:
+            return _EMPTY
+
+        def make():
+            from webmap.crs import METRIC_CRS, STORAGE_CRS, to_metric
+
+            parts = []
+            for kind in owned_kinds:
+                try:
+                    gdf = self.store.read_layer(kind)
+                except NotFound:
+                    continue
+                own = gdf[gdf[self.catalog[kind].owner_field] == org_code]
+                if len(own):
+                    parts.append(to_metric(own.set_crs(STORAGE_CRS, allow_override=True)).geometry.values)
+            if not parts:
+                return _EMPTY
+            import geopandas as gpd
+            import numpy as np
+
+            metric = shapely.union_all(shapely.buffer(np.concatenate(parts), self.near_assets_m, quad_segs=4))
+            back = gpd.GeoSeries([metric], crs=METRIC_CRS).to_crs(STORAGE_CRS).iloc[0]
+            return shapely.make_valid(back)
+
+        return self._cached(("near", org_code, self.near_assets_m, self._versions(*owned_kinds)), make)
+
+
+def _hidden_fields(principal: Principal, layer) -> frozenset:
+    return frozenset(f.name for f in layer.fields if f.visible_to is not None and principal.role not in f.visible_to)
+
+
+def rule_for(principal: Principal, layer, context: AccessContext) -> LayerRule:
+    """The rule of the table above for one principal and one layer."""
+    hidden = _hidden_fields(principal, layer)
+    sensitivity = layer.sensitivity
+    role = principal.role
+    if sensitivity == "public" or principal.is_staff:
+        return LayerRule(layer.kind, True, hidden_fields=hidden)
+    if sensitivity == "police" or role == "public":
+        return LayerRule(layer.kind, False)
+    if role == "district":
+        return LayerRule(layer.kind, True, mask=context.district_area(principal.district_code), hidden_fields=hidden)
+    if role == "enterprise":
+        if sensitivity == "owner":
+            return LayerRule(layer.kind, True, owner_in=(principal.org_code or "",), hidden_fields=hidden)
+        if sensitivity == "incident":
+            return LayerRule(layer.kind, True, mask=context.near_own_assets(principal.org_code), hidden_fields=hidden)
+    return LayerRule(layer.kind, False)  # anything not foreseen is refused
+
+
+def visible_layer(principal: Principal, kind: str, catalog: dict, context: AccessContext):
+    """``(layer, rule)`` if the principal may see the layer; the same 404 as an unknown layer otherwise."""
+    layer = catalog.get(kind)
+    rule = rule_for(principal, layer, context) if layer is not None else None
+    if rule is None or not rule.visible:
+        known = [k for k, candidate in catalog.items() if rule_for(principal, candidate, context).visible]
+        raise NotFound(f"unknown layer {kind!r}; known layers: {', '.join(known) or 'none'}")
+    return layer, rule
