@@ -89,6 +89,7 @@ ROUTES = {
     "vendor.asset": "no data: Leaflet files",
     "tiles.tile": "basemap tiles: public by nature",
     "static": "no data: the app's own JS and CSS",
+    "upload.upload": "tests/test_upload.py: enterprises own rows only, other roles 404 or login",
 }
 
 

@@ -30,15 +30,18 @@ def create_app(test_config=None):
 
     from flask_wtf.csrf import CSRFProtect
 
-    from webmap.views import api, auth, errors, pages, tiles, vendor
+    from webmap.views import api, auth, errors, pages, tiles, upload, vendor
+    from webmap.views import admin
 
     # every POST/PUT/PATCH/DELETE must carry this session's token (form field or X-CSRFToken header)
     CSRFProtect(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(upload.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(vendor.bp)
     app.register_blueprint(tiles.bp)
+    app.register_blueprint(admin.bp)
     errors.init_app(app)
 
     @app.after_request

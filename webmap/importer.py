@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -137,10 +138,40 @@ def provenance_of(report: ImportReport) -> dict:
     return {"source_name": report.source, "sha256": report.sha256, "crs": report.crs, "report": report.as_dict()}
 
 
-def import_layer(store, path, kind, *, owner=None, crs=None, encoding=None, member=None, mapping=None, progress=None):
-    """Import ``path`` as the new version of layer ``kind``; all or nothing. Returns the ImportReport."""
+def merge_owner_rows(store, kind, gdf, owner):
+    """The active version with ``owner``'s rows replaced by ``gdf``; every other owner's rows kept as they are.
+
+    This is how an enterprise's upload changes only its own network. Ids need only be unique within one
+    owner's rows here: refusing an id because another owner uses it would tell the uploader that it exists.
+    """
+    from webmap.catalog import get_layer
+    from webmap.errors import NotFound
+
+    layer = get_layer(kind)
+    try:
+        current = store.read_layer(kind)
+    except NotFound:
+        return gdf, 0
+    others = current[current[layer.owner_field] != owner]
+    others = others[[c for c in gdf.columns if c in others.columns]]
+    merged = gpd.GeoDataFrame(pd.concat([others, gdf], ignore_index=True), geometry=gdf.geometry.name,
+                              crs="EPSG:4326")
+    return merged, len(current) - len(others)
+
+
+def import_layer(store, path, kind, *, owner=None, crs=None, encoding=None, member=None, mapping=None, progress=None,
+                 only_owner=False):
+    """Import ``path`` as the new version of layer ``kind``; all or nothing. Returns the ImportReport.
+
+    With ``only_owner`` (an enterprise's upload), the file replaces ``owner``'s rows alone.
+    """
     gdf, report = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member, mapping=mapping,
                                 progress=progress)
+    if only_owner:
+        if not owner:
+            raise BadInput("an upload limited to one owner needs that owner")
+        gdf, replaced = merge_owner_rows(store, kind, gdf, owner)
+        report.warnings.append(f"replaced the {replaced} feature(s) of {owner}; other owners' features kept")
     version = store.replace_layer(kind, gdf, provenance_of(report), progress=progress)
     report.version = version.version
     return report
