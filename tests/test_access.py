@@ -90,6 +90,7 @@ ROUTES = {
     "tiles.tile": "basemap tiles: public by nature",
     "static": "no data: the app's own JS and CSS",
     "upload.upload": "tests/test_upload.py: enterprises own rows only, other roles 404 or login",
+    "admin.audit": "admin only, 404 for every other role (test_audit_page_is_for_admins_only; tests/test_admin_audit.py)",
 }
 
 
@@ -223,3 +224,24 @@ def test_key_site_reads_are_audited(world):
     entries = audit.for_app(app).entries(action="read_key_sites", limit=10)
     assert entries and entries[0].actor == "police.user"
     assert all(e.actor != "vtsh.user" for e in entries)
+
+
+@pytest.mark.parametrize("name", list(ACCOUNTS))
+def test_audit_page_is_for_admins_only(world, name):
+    """The audit log names users, addresses and what they read: admins only; for everyone else the page
+    does not exist (the same 404 as an unknown URL, with nothing of the log in it)."""
+    from webmap import audit
+
+    app, frames, clients = world
+    audit.for_app(app).record("someone.else", "login", "secret-audit-target", {"role": "police"}, "10.9.8.7")
+    response = clients[name].get("/admin/audit")
+    body = response.data.decode()
+    if name == "admin":
+        assert response.status_code == 200
+        assert "someone.else" in body and "secret-audit-target" in body and "10.9.8.7" in body
+        return
+    assert response.status_code == 404
+    assert response.data == clients[name].get("/admin/no-such-page").data
+    for word in ("someone.else", "secret-audit-target", "10.9.8.7", "admin.user", "read_audit", "Nhật ký"):
+        assert word not in body, word
+    assert_hides(body, hidden_words(frames, name))

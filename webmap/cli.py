@@ -90,8 +90,14 @@ def import_command(path, kind, owner, crs, encoding, member, mapping, dry_run):
         gdf, report = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member,
                                     mapping=_parse_mapping(mapping), progress=progress)
         if not dry_run:
-            version = _store().replace_layer(kind, gdf, provenance_of(report), progress=progress)
+            from webmap import audit
+
+            app = _app()
+            version = app.extensions["webmap_store"].replace_layer(kind, gdf, provenance_of(report), progress=progress)
             report.version = version.version
+            audit.for_app(app).record(audit.cli_actor(), "import", kind, {
+                "source": report.source, "sha256": report.sha256, "format": report.format,
+                "features": report.features_kept, "version": version.version}, "cli")
     finally:
         progress.close()
     for line in report.lines():
@@ -151,12 +157,20 @@ def export_command(kind, fmt, output):
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise BadInput(f"cannot write {output}: folder {folder} does not exist")
-    store = _store()
+    from webmap import audit
+    from webmap.importer import file_sha256
+
+    app = _app()
+    store = app.extensions["webmap_store"]
     gdf = store.read_layer(kind)
     try:
         export_layer(gdf, kind, fmt, output)
     except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         raise BadInput(f"cannot write {output}: {exc.strerror or exc}") from None
+    active = store.list_versions(kind)
+    audit.for_app(app).record(audit.cli_actor(), "export", kind, {
+        "format": fmt, "output": os.path.abspath(output), "sha256": file_sha256(output), "features": len(gdf),
+        "version": active[0].version if active else None}, "cli")
     click.echo(f"{kind}: {len(gdf)} features written to {output}")
 
 
