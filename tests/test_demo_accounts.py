@@ -67,6 +67,10 @@ def test_demo_creates_one_account_per_role_and_runs_again(run_cli, instance):
     assert accounts.authenticate("vtsh.demo", "Another-Secret-42") is None
     assert {u.username: u.created_at for u in accounts.list_users()} == created  # kept, not made again
     assert {(v.kind, v.version) for v in store.list_versions()} == {(kind, 2) for kind, _ in DEMO_FILES}
+    from webmap.audit import AuditLog
+
+    imports = AuditLog(str(instance / "audit.sqlite")).entries(action="import", limit=50)
+    assert sorted(e.target for e in imports) == sorted([kind for kind, _ in DEMO_FILES] * 2)
 
 
 def test_demo_refuses_a_store_holding_real_data(run_cli, instance):

@@ -118,7 +118,10 @@ def demo_command(data_dir):
     from webmap.demo import account_table, load_demo
 
     app = _app()
-    demo_accounts = load_demo(app.extensions["webmap_store"], get_accounts(app), data_dir, echo=click.echo)
+    from webmap import audit
+
+    demo_accounts = load_demo(app.extensions["webmap_store"], get_accounts(app), data_dir, echo=click.echo,
+                              audit_log=audit.for_app(app))
     for line in account_table(demo_accounts):
         click.echo(line)
     click.echo("demo loaded: run `webmap serve` and open http://127.0.0.1:5000/")

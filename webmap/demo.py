@@ -161,8 +161,12 @@ def ensure_demo_accounts(accounts, orgs) -> list[DemoAccount]:
 
 
 # -- the whole demo -----------------------------------------------------------------------------------------
-def load_demo(store, accounts, data_dir=DEMO_DIR, echo=print) -> list[DemoAccount]:
-    """``webmap demo``: check, flag the store demo, import every demo file, create the demo accounts."""
+def load_demo(store, accounts, data_dir=DEMO_DIR, echo=print, audit_log=None) -> list[DemoAccount]:
+    """``webmap demo``: check, flag the store demo, import every demo file, create the demo accounts.
+
+    Each import is written to ``audit_log`` (when given) like any other import.
+    """
+    from webmap.audit import cli_actor
     from webmap.importer import import_layer
 
     paths = demo_paths(data_dir)
@@ -171,6 +175,10 @@ def load_demo(store, accounts, data_dir=DEMO_DIR, echo=print) -> list[DemoAccoun
         store.set_flag(DEMO_FLAG, "1")
     for kind, name in DEMO_FILES:
         report = import_layer(store, paths[name], kind)
+        if audit_log is not None:
+            audit_log.record(cli_actor(), "import", kind, {"source": name, "sha256": report.sha256, "demo": True,
+                                                          "features": report.features_kept,
+                                                          "version": report.version}, "cli")
         echo(f"{kind}: {report.features_kept} features from {name} (version {report.version})")
     return ensure_demo_accounts(accounts, orgs)
 
