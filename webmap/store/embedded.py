@@ -26,12 +26,6 @@ import struct
 import threading
 from datetime import datetime, timezone
 
-import geopandas as gpd
-import numpy as np
-import pandas as pd
-import pyogrio
-import shapely
-
 from webmap.errors import NotFound, StoreError
 from webmap.store.base import FeatureQuery, LayerVersion, Store
 
@@ -245,6 +239,8 @@ class EmbeddedStore(Store):
         """Hook called inside the activation transaction (tests inject failures here)."""
 
     def _write_table(self, path, table, gdf, progress):
+        import pyogrio
+        
         # No journal and no syncs while GDAL writes: the file is private until it is complete, and it
         # is flushed to disk once (below) before the rename makes it visible.
         # A larger page cache (MB) lets GDAL build the R-tree of a million rows in memory (~15 % faster).
@@ -258,6 +254,8 @@ class EmbeddedStore(Store):
             os.fsync(fh.fileno())
 
     def _write_all(self, path, table, gdf, progress):
+        import pyogrio
+        
         # One call: GDAL builds the R-tree in bulk at the end of a new layer, but updates it row by row
         # (through triggers) when appending, which made chunked writes of 1,000,000 rows 3x slower.
         if progress:
@@ -302,6 +300,8 @@ class EmbeddedStore(Store):
 
     # -- reading --------------------------------------------------------------------------------
     def read_layer(self, kind):
+        import pyogrio
+        
         table = self._active_table(kind)
         return pyogrio.read_dataframe(self.table_path(table), layer=table, use_arrow=True)
 
@@ -338,6 +338,8 @@ class EmbeddedStore(Store):
 
     def _masked_rows(self, table, sql, params, mask, wanted):
         """Stream rows and keep those whose geometry meets ``mask``, until ``wanted`` are found."""
+        import numpy as np
+        
         import shapely as _shapely
 
         _shapely.prepare(mask)
@@ -425,6 +427,11 @@ class EmbeddedStore(Store):
         return row[0] if row else "geom"
 
     def _rows_to_frame(self, table, rows):
+        import geopandas as gpd
+        import numpy as np
+        import pandas as pd
+        import shapely
+        
         geom_col = self._geometry_column(table)
         if rows:
             columns = list(rows[0].keys())

@@ -9,7 +9,6 @@ from flask import Blueprint, current_app, make_response, render_template, reques
 
 from webmap.views import guard
 from webmap.i18n import LANGUAGES, current_language, strings
-from webmap.maps.webmap_page import build_map, render_parts
 
 bp = Blueprint("pages", __name__)
 
@@ -43,6 +42,8 @@ def _basemap():
 
 @bp.get("/")
 def index():
+    from webmap.maps.webmap_page import build_map, render_parts  # folium: loaded on first use, not at start-up
+
     lang = current_language()
     text = strings(lang)
     client = {

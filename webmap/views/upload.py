@@ -24,7 +24,6 @@ from webmap import audit
 from webmap.app import get_store
 from webmap.errors import BadInput, WebmapError
 from webmap.i18n import current_language, strings
-from webmap.importer import import_layer
 from webmap.views import guard
 
 bp = Blueprint("upload", __name__)
@@ -95,6 +94,8 @@ def upload():
             stem = secure_filename(os.path.splitext(sent.filename)[0])[:80] or "upload"
             path = os.path.join(folder, f"{stem}{ext}")
             sent.save(path)
+            from webmap.importer import import_layer  # the GIS stack: loaded on first use
+
             report = import_layer(get_store(), path, kind, owner=owner if layer.owner_field else None,
                                   crs=(request.form.get("crs") or "").strip() or None, encoding=encoding or None,
                                   only_owner=only_owner)
