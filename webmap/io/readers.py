@@ -202,10 +202,6 @@ def _tidy_kml(gdf):
     return gdf.drop(columns=drop)
 
 
-def _crs_of(gdf):
-    return gdf.crs
-
-
 def _reinterpret_legacy(df, encoding: str, notes: list):
     """A UTF-8 format whose strings hold legacy-font text (TCVN3/VNI glyphs typed as Windows-1252 characters)."""
     def fix(value):
@@ -271,7 +267,7 @@ def read_source(source: Source, encoding: str | None = None) -> RawLayer:
                 used = override
             else:
                 notes.append(f"--encoding {override} ignored: {fmt} text is always UTF-8")
-        return RawLayer(gdf, _crs_of(gdf), used, notes)
+        return RawLayer(gdf, gdf.crs, used, notes)
     if fmt in ("shapefile", "mapinfo"):
         declared = None
         if fmt == "shapefile":
@@ -286,7 +282,7 @@ def read_source(source: Source, encoding: str | None = None) -> RawLayer:
         if chosen == "utf-8":
             try:
                 gdf = _pyogrio_read(source.path, encoding="UTF-8")
-                return RawLayer(gdf, _crs_of(gdf), "utf-8", notes)
+                return RawLayer(gdf, gdf.crs, "utf-8", notes)
             except _NotUtf8:  # e.g. a UTF-8 field name cut at 10 bytes in the middle of a letter
                 notes.append("some text is not valid UTF-8 (a field name cut in the middle of a letter?): "
                              "decoded byte by byte")

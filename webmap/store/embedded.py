@@ -91,6 +91,8 @@ class EmbeddedStore(Store):
         con = self._writer()
         try:
             con.execute("PRAGMA journal_mode=WAL")
+            con.execute(_VERSIONS_DDL)  # once, here: every later connection finds the table
+            con.commit()
         finally:
             con.close()
 
@@ -110,8 +112,6 @@ class EmbeddedStore(Store):
     def _writer(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30)
         con.row_factory = sqlite3.Row
-        con.execute(_VERSIONS_DDL)
-        con.commit()
         return con
 
     def _table_reader(self, table: str) -> sqlite3.Connection:

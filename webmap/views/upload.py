@@ -44,9 +44,8 @@ def _upload_kinds():
     return kinds
 
 
-def _render(status=200, **context):
+def _render(kinds, status=200, **context):
     lang = current_language()
-    kinds = _upload_kinds()
     return render_template("upload.html", lang=lang, text=strings(lang), encodings=ENCODINGS,
                            kinds=[(kind, layer.label_for(lang)) for kind, (layer, _) in kinds.items()],
                            staff=guard.principal().is_staff, **context), status
@@ -66,7 +65,7 @@ def upload():
     if not kinds:
         abort(404)
     if request.method == "GET":
-        return _render()
+        return _render(kinds)
     who = guard.principal()
     kind = request.form.get("layer", "")
     if kind not in kinds:
@@ -104,9 +103,9 @@ def upload():
     except WebmapError as exc:
         if exc.http_status >= 500:
             raise
-        return _render(400, error=exc.message)
+        return _render(kinds, 400, error=exc.message)
     report.source = os.path.basename(sent.filename)
     audit.for_app(current_app).record(who.username, "import", kind, {
         "file": report.source, "sha256": report.sha256, "features": report.features_kept,
         "version": report.version, "owner": owner}, audit.request_source())
-    return _render(report_lines=report.lines())
+    return _render(kinds, report_lines=report.lines())
