@@ -10,6 +10,10 @@ from webmap import config as config_mod
 from webmap.store import default_store_url, open_store
 
 
+# One module a URL area under webmap/views/, each with a blueprint named ``bp``.
+BLUEPRINTS = ("auth", "pages", "upload", "api", "vendor", "tiles", "admin")
+
+
 def create_app(test_config=None):
     instance = os.environ.get("WEBMAP_INSTANCE")
     app = Flask(__name__, instance_path=os.path.abspath(instance) if instance else None,
@@ -30,18 +34,14 @@ def create_app(test_config=None):
 
     from flask_wtf.csrf import CSRFProtect
 
-    from webmap.views import api, auth, errors, pages, tiles, upload, vendor
-    from webmap.views import admin
+    from importlib import import_module
+
+    from webmap.views import errors
 
     # every POST/PUT/PATCH/DELETE must carry this session's token (form field or X-CSRFToken header)
     CSRFProtect(app)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(upload.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(vendor.bp)
-    app.register_blueprint(tiles.bp)
-    app.register_blueprint(admin.bp)
+    for name in BLUEPRINTS:
+        app.register_blueprint(import_module(f"webmap.views.{name}").bp)
     errors.init_app(app)
 
     @app.after_request

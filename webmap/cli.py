@@ -365,6 +365,13 @@ def users_reset_password_command(username):
     _echo_one_time_password(password)
 
 
+# Analysis, print and alert commands live in webmap/commands/, one module each with a ``register(cli)``.
+COMMAND_MODULES = ()
+
+for _name in COMMAND_MODULES:
+    __import__(f"webmap.commands.{_name}", fromlist=["register"]).register(cli)
+
+
 # click >= 8.2 raises this for a group called without a command (older versions print the help themselves)
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
