@@ -245,3 +245,24 @@ def test_audit_page_is_for_admins_only(world, name):
     for word in ("someone.else", "secret-audit-target", "10.9.8.7", "admin.user", "read_audit", "Nhật ký"):
         assert word not in body, word
     assert_hides(body, hidden_words(frames, name))
+
+
+@pytest.mark.parametrize("name", list(ACCOUNTS))
+@pytest.mark.parametrize("kind", list(ALL))
+def test_read_visible_gives_each_role_its_rows_only(world, name, kind):
+    """The whole-layer reader that analyses, exports and prints use answers exactly the matrix."""
+    from webmap.access import AccessContext, Principal, read_visible
+    from webmap.catalog import load_catalog
+
+    app, frames, _ = world
+    role, org = ACCOUNTS[name]
+    who = Principal(f"{name}.user", role, org, "916" if role == "district" else None)
+    context = AccessContext(app.extensions["webmap_store"], load_catalog(), app.config["INCIDENT_NEAR_ASSETS_M"])
+    gdf = read_visible(app.extensions["webmap_store"], who, kind, load_catalog(), context)
+    if kind not in EXPECTED[name]:
+        assert gdf is None
+        return
+    id_field = "code" if kind == "districts" else "id"
+    assert set(gdf[id_field]) == EXPECTED[name][kind]
+    if kind == "incidents":
+        assert ("reporter_name" in gdf.columns) == (name in REPORTER_VISIBLE)

@@ -178,3 +178,32 @@ def visible_layer(principal: Principal, kind: str, catalog: dict, context: Acces
         known = [k for k, candidate in catalog.items() if rule_for(principal, candidate, context).visible]
         raise NotFound(f"unknown layer {kind!r}; known layers: {', '.join(known) or 'none'}")
     return layer, rule
+
+
+def apply_rule(gdf, layer, rule: LayerRule):
+    """The rows and columns of a whole layer that ``rule`` lets through (for analyses, exports and prints,
+    which read layers whole rather than by viewport); ``None`` if the layer is not visible at all."""
+    if not rule.visible:
+        return None
+    if rule.owner_in is not None and layer.owner_field:
+        gdf = gdf[gdf[layer.owner_field].isin(list(rule.owner_in))]
+    if rule.mask is not None:
+        gdf = gdf[gdf.intersects(rule.mask)]
+    hidden = [name for name in rule.hidden_fields if name in gdf.columns]
+    return gdf.drop(columns=hidden)
+
+
+def read_visible(store, principal: Principal, kind: str, catalog: dict, context: AccessContext):
+    """Layer ``kind`` as ``principal`` may see it, whole (GeoDataFrame, EPSG:4326); ``None`` when the layer
+    is hidden from them, not loaded, or unknown: callers then leave it out without saying why."""
+    layer = catalog.get(kind)
+    if layer is None:
+        return None
+    rule = rule_for(principal, layer, context)
+    if not rule.visible:
+        return None
+    try:
+        gdf = store.read_layer(kind)
+    except NotFound:
+        return None
+    return apply_rule(gdf, layer, rule)
