@@ -100,3 +100,11 @@ def client_as(app):
         return client
 
     return make
+
+
+@pytest.fixture(scope="session")
+def warm_esda():
+    """esda's numba code compiled once per test session (webmap.analysis.hotspots.warm_up), shared by every Gi* test."""
+    from webmap.analysis.hotspots import warm_up
+
+    warm_up()

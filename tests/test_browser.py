@@ -268,7 +268,7 @@ OWNERS_DRAWN = """() => Array.from(new Set((window.webmapApp.data.cable_routes |
 def test_anonymous_visitor_sees_only_boundaries(anonymous_session):
     page = anonymous_session.open("/")
     kinds = page.evaluate("() => Object.keys(window.webmapApp.layers)")
-    assert set(kinds) <= {"districts", "wards"} and "districts" in kinds
+    assert set(kinds) <= {"districts", "wards", "roads"} and "districts" in kinds
     assert page.locator("#wm-login").is_visible()
 
 

@@ -13,6 +13,16 @@ dropped before anything is serialised.
 | incident | all | inside its district | near its own assets (INCIDENT_NEAR_ASSETS_M) | none |
 
 Fields may narrow this further with ``visible_to`` in the layer definition (reporter details, guard unit).
+
+Incidents reported by enterprises (``reported_by_org``, see webmap/reports.py) follow one more rule for
+enterprises: of the incidents near its own assets, an enterprise sees those reported by another enterprise
+only if that enterprise shares its reports (``webmap orgs share CODE --on``, or its reports page), and then
+only their location, time and type: every other field of those rows is emptied (id, asset, description,
+damage, status, severity, source, reporter), they are left out of search, and filters on an emptied field
+do not find them. Incidents reported by the police or a district, or with no reporting organisation, are
+seen as before; a reporting organisation the accounts do not know counts as an enterprise that does not
+share. The rule is a row filter (``LayerRule.rows_from``) and a row-dependent field emptying
+(``LayerRule.redact``), applied by ``apply_rule`` for whole layers and by the API through ``redact_rows``.
 """
 
 from __future__ import annotations
@@ -27,6 +37,9 @@ from webmap.errors import NotFound
 
 EVERYONE = ("admin", "police", "district", "enterprise", "public")
 NEAR_ASSETS_DEFAULT_M = 500
+# the field naming the organisation that reported an incident, and what a shared report shows besides its place
+REPORTER_FIELD = "reported_by_org"
+SHARED_FIELDS = ("type",)  # and the layer's time field
 
 
 @dataclass(frozen=True)
@@ -61,15 +74,18 @@ class LayerRule:
     owner_in: tuple | None = None  # rows whose owner is one of these
     mask: BaseGeometry | None = None  # rows whose geometry intersects this (lon/lat)
     hidden_fields: frozenset = field(default_factory=frozenset)
+    rows_from: tuple | None = None  # (field, values): rows whose field is empty or one of values
+    redact: tuple | None = None  # (field, values, kept fields): rows whose field is one of values show only those
 
     @property
     def filtered(self) -> bool:
-        return self.owner_in is not None or self.mask is not None
+        return self.owner_in is not None or self.mask is not None or self.rows_from is not None
 
     def key(self) -> tuple:
         """A hashable identity, for caches of counts and extents."""
         mask = shapely.to_wkb(self.mask) if self.mask is not None else None
-        return (self.kind, self.visible, self.owner_in, mask, tuple(sorted(self.hidden_fields)))
+        return (self.kind, self.visible, self.owner_in, mask, tuple(sorted(self.hidden_fields)), self.rows_from,
+                self.redact)
 
 
 _EMPTY = shapely.Polygon()
@@ -79,12 +95,30 @@ class AccessContext:
     """Looks up what the rules need from the store (district polygons, an enterprise's assets), cached
     per active version so the rules stay cheap on every request."""
 
-    def __init__(self, store, catalog, near_assets_m: float = NEAR_ASSETS_DEFAULT_M):
+    def __init__(self, store, catalog, near_assets_m: float = NEAR_ASSETS_DEFAULT_M, reporters=None):
         self.store = store
         self.catalog = catalog
         self.near_assets_m = near_assets_m
+        # () -> [(organisation code, kind, shares incidents)]; None: no organisation known, so an enterprise
+        # sees no other organisation's reports (the safe side, for callers without the accounts)
+        self.reporters = reporters
         self._cache: dict = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_app(cls, app, store=None, catalog=None) -> "AccessContext":
+        """The context of a Flask app: its store, settings and organisations (for commands as well as views)."""
+        from webmap.accounts import get_accounts
+        from webmap.catalog import load_catalog
+
+        accounts = get_accounts(app)
+        return cls(store if store is not None else app.extensions["webmap_store"],
+                   catalog if catalog is not None else load_catalog(),
+                   app.config.get("INCIDENT_NEAR_ASSETS_M", NEAR_ASSETS_DEFAULT_M), accounts.incident_reporters)
+
+    def incident_reporters(self) -> list:
+        """``(code, kind, shares incidents)`` of every organisation (read each time: sharing changes at once)."""
+        return list(self.reporters()) if self.reporters is not None else []
 
     def _versions(self, *kinds) -> tuple:
         versions = {v.kind: v.version for v in self.store.list_versions()}
@@ -151,6 +185,29 @@ def _hidden_fields(principal: Principal, layer) -> frozenset:
     return frozenset(f.name for f in layer.fields if f.visible_to is not None and principal.role not in f.visible_to)
 
 
+def reporters_seen_by(org_code: str | None, reporters) -> tuple[tuple, tuple]:
+    """``(allowed, shared)`` for enterprise ``org_code``: the reporting organisations whose incidents it may
+    see at all (itself, the police and districts, the enterprises that share), and those of them whose
+    incidents it sees as location, time and type only (the other enterprises that share). ``reporters`` is
+    ``AccessContext.incident_reporters()``. An incident with no reporting organisation is seen as before;
+    one by an organisation in neither tuple is not seen. (Also for outputs outside this module, e.g. alerts.)"""
+    own = org_code or ""
+    shared = tuple(sorted(code for code, kind, shares in reporters if kind == "enterprise" and shares and code != own))
+    not_enterprises = {code for code, kind, _ in reporters if kind != "enterprise"}
+    return tuple(sorted(({own} | not_enterprises | set(shared)) - {""})), shared
+
+
+def _reporter_rule(principal: Principal, layer, context: AccessContext) -> dict:
+    """``rows_from`` and ``redact`` of an enterprise for a layer of incidents with a reporting organisation."""
+    if REPORTER_FIELD not in layer.field_names:
+        return {}
+    allowed, shared = reporters_seen_by(principal.org_code, context.incident_reporters())
+    rule = {"rows_from": (REPORTER_FIELD, allowed)}
+    if shared:
+        rule["redact"] = (REPORTER_FIELD, shared, tuple(f for f in (layer.time_field, *SHARED_FIELDS) if f))
+    return rule
+
+
 def rule_for(principal: Principal, layer, context: AccessContext) -> LayerRule:
     """The rule of the table above for one principal and one layer."""
     hidden = _hidden_fields(principal, layer)
@@ -166,7 +223,8 @@ def rule_for(principal: Principal, layer, context: AccessContext) -> LayerRule:
         if sensitivity == "owner":
             return LayerRule(layer.kind, True, owner_in=(principal.org_code or "",), hidden_fields=hidden)
         if sensitivity == "incident":
-            return LayerRule(layer.kind, True, mask=context.near_own_assets(principal.org_code), hidden_fields=hidden)
+            return LayerRule(layer.kind, True, mask=context.near_own_assets(principal.org_code), hidden_fields=hidden,
+                             **_reporter_rule(principal, layer, context))
     return LayerRule(layer.kind, False)  # anything not foreseen is refused
 
 
@@ -189,8 +247,42 @@ def apply_rule(gdf, layer, rule: LayerRule):
         gdf = gdf[gdf[layer.owner_field].isin(list(rule.owner_in))]
     if rule.mask is not None:
         gdf = gdf[gdf.intersects(rule.mask)]
+    if rule.rows_from is not None and rule.rows_from[0] in gdf.columns:
+        name, values = rule.rows_from
+        column = gdf[name]
+        gdf = gdf[column.isna() | (column == "") | column.isin(list(values))]
+    gdf = redact_rows(gdf, layer, rule)
     hidden = [name for name in rule.hidden_fields if name in gdf.columns]
     return gdf.drop(columns=hidden)
+
+
+def redact_rows(gdf, layer, rule: LayerRule):
+    """Empty every field but the kept ones (and the geometry) in the rows ``rule.redact`` names: the reports of
+    another enterprise that shares them. Every output of rows goes through here (``apply_rule``, the API)."""
+    if rule.redact is None or len(gdf) == 0 or rule.redact[0] not in gdf.columns:
+        return gdf
+    name, values, kept = rule.redact
+    rows = gdf[name].isin(list(values)).to_numpy()
+    if not rows.any():
+        return gdf
+    gdf = gdf.copy()
+    keep = set(kept) | {gdf.geometry.name, "fid"}
+    for column in gdf.columns:
+        if column not in keep:
+            if gdf[column].dtype.kind in "biu":  # plain integers cannot be empty: to the nullable kind first
+                gdf[column] = gdf[column].astype("Int64" if gdf[column].dtype.kind != "b" else "boolean")
+            gdf.loc[rows, column] = None
+    return gdf
+
+
+def excludes_redacted(query, layer, rule: LayerRule, search: bool = False) -> bool:
+    """Whether a query must leave out the emptied rows: a text search (it reads the emptied fields), or a
+    filter on a field they do not show (it would tell their value)."""
+    if rule.redact is None:
+        return False
+    kept = set(rule.redact[2])
+    filtered = set(query.in_filters) | set(query.min_filters) | set(query.max_filters)
+    return search or bool(filtered - kept - {layer.owner_field})
 
 
 def read_visible(store, principal: Principal, kind: str, catalog: dict, context: AccessContext):

@@ -22,6 +22,7 @@ Initial and reset passwords are generated here, shown once by the CLI, and must 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -133,6 +134,21 @@ CREATE TABLE IF NOT EXISTS users (
     CHECK (role = 'admin' OR org_code IS NOT NULL)
 );
 CREATE INDEX IF NOT EXISTS users_org ON users (org_code);
+-- alert delivery of an organisation (webmap/delivery.py), a table of its own made on any schema version
+CREATE TABLE IF NOT EXISTS org_alert_settings (
+    org_code TEXT PRIMARY KEY REFERENCES organisations (code),
+    webhook_url TEXT,
+    webhook_secret TEXT,
+    emails TEXT NOT NULL DEFAULT '[]',
+    distance_m REAL
+);
+-- sharing of incident reports between enterprises (opt-in: no row is no sharing), a table of its own too
+CREATE TABLE IF NOT EXISTS org_incident_sharing (
+    org_code TEXT PRIMARY KEY REFERENCES organisations (code),
+    share_incidents INTEGER NOT NULL DEFAULT 0 CHECK (share_incidents IN (0, 1)),
+    changed_at TEXT NOT NULL,
+    changed_by TEXT
+);
 """
 
 _USER_SELECT = (
@@ -484,6 +500,75 @@ class AccountStore:
         if not verify_password(row["password_hash"], password) or row["disabled"]:
             return None
         return self.get_user(name)
+
+    # -- sharing incident reports between enterprises (webmap/access.py applies it) -------------------------
+    def shares_incidents(self, code) -> bool:
+        """Whether enterprise ``code`` lets other enterprises see the location, time and type of its reports."""
+        org = self.get_org(code)
+        row = self._con().execute("SELECT share_incidents FROM org_incident_sharing WHERE org_code = ?",
+                                  (org.code,)).fetchone()
+        return bool(row and row["share_incidents"])
+
+    def set_share_incidents(self, code, on: bool, changed_by=None) -> bool:
+        """Opt enterprise ``code`` in (``on``) or out of sharing its incident reports; only enterprises share."""
+        org = self.get_org(code)
+        if org.kind != "enterprise":
+            raise BadInput(f"only an enterprise shares its incident reports, and {org.code} is {org.kind}")
+        with self._transaction() as con:
+            con.execute("INSERT OR REPLACE INTO org_incident_sharing (org_code, share_incidents, changed_at, changed_by)"
+                        " VALUES (?, ?, ?, ?)", (org.code, int(bool(on)), _now(), changed_by))
+        return self.shares_incidents(org.code)
+
+    def incident_reporters(self) -> list[tuple[str, str, bool]]:
+        """``(code, kind, shares incidents)`` of every organisation, in one query (the access rules ask often)."""
+        rows = self._con().execute(
+            "SELECT o.code, o.kind, COALESCE(s.share_incidents, 0) AS shares FROM organisations o"
+            " LEFT JOIN org_incident_sharing s ON s.org_code = o.code ORDER BY o.code").fetchall()
+        return [(row["code"], row["kind"], bool(row["shares"])) for row in rows]
+
+
+    # -- alert delivery settings (webmap/delivery.py checks the values; this stores them) ---------------------
+    def get_alert_settings(self, code) -> "AlertSettings":
+        """The organisation's alert channels and distance; empty settings when none were ever set."""
+        org = self.get_org(code)
+        row = self._con().execute("SELECT * FROM org_alert_settings WHERE org_code = ?", (org.code,)).fetchone()
+        return _alert_settings_from_row(row) if row is not None else AlertSettings(org.code)
+
+    def list_alert_settings(self) -> dict:
+        """``{org code: AlertSettings}`` of every organisation that has some (one query: cheap per alert)."""
+        rows = self._con().execute("SELECT * FROM org_alert_settings").fetchall()
+        return {row["org_code"]: _alert_settings_from_row(row) for row in rows}
+
+    def set_alert_settings(self, code, **changes) -> "AlertSettings":
+        """Change some of webhook_url, webhook_secret, emails (a list), distance_m (None clears a value)."""
+        unknown = set(changes) - {"webhook_url", "webhook_secret", "emails", "distance_m"}
+        if unknown:
+            raise TypeError(f"unknown alert settings: {sorted(unknown)}")
+        current = self.get_alert_settings(code)
+        values = {"webhook_url": current.webhook_url, "webhook_secret": current.webhook_secret,
+                  "emails": list(current.emails), "distance_m": current.distance_m, **changes}
+        with self._transaction() as con:
+            con.execute("INSERT OR REPLACE INTO org_alert_settings (org_code, webhook_url, webhook_secret, emails,"
+                        " distance_m) VALUES (?, ?, ?, ?, ?)",
+                        (current.org_code, values["webhook_url"], values["webhook_secret"],
+                         json.dumps(list(values["emails"] or [])), values["distance_m"]))
+        return self.get_alert_settings(current.org_code)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where an organisation's alerts go (webhook, e-mail) and its own alert distance (None: the default)."""
+
+    org_code: str
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    emails: tuple = ()
+    distance_m: float | None = None
+
+
+def _alert_settings_from_row(row) -> AlertSettings:
+    return AlertSettings(row["org_code"], row["webhook_url"], row["webhook_secret"], tuple(json.loads(row["emails"])),
+                         row["distance_m"])
 
 
 def accounts_path(instance_path: str) -> str:

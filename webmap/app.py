@@ -11,7 +11,7 @@ from webmap.store import default_store_url, open_store
 
 
 # One module a URL area under webmap/views/, each with a blueprint named ``bp``.
-BLUEPRINTS = ("auth", "pages", "upload", "api", "vendor", "tiles", "admin")
+BLUEPRINTS = ("auth", "pages", "upload", "api", "vendor", "tiles", "admin", "priority", "alerts", "exposure", "reports", "prints")
 
 
 def create_app(test_config=None):

@@ -86,22 +86,30 @@ def import_command(path, kind, owner, crs, encoding, member, mapping, dry_run):
     from webmap.importer import prepare_layer, provenance_of
 
     progress = _Progress(path, dry_run)
+    alerted = None
     try:
         gdf, report = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member,
                                     mapping=_parse_mapping(mapping), progress=progress)
         if not dry_run:
             from webmap import audit
+            from webmap.alerts import incident_ids, notify_imported
 
             app = _app()
+            previous = (incident_ids(app.extensions["webmap_store"]) or set()) if kind == "incidents" else None
             version = app.extensions["webmap_store"].replace_layer(kind, gdf, provenance_of(report), progress=progress)
             report.version = version.version
             audit.for_app(app).record(audit.cli_actor(), "import", kind, {
                 "source": report.source, "sha256": report.sha256, "format": report.format,
                 "features": report.features_kept, "version": version.version}, "cli")
+            if previous is not None:  # alerts for the incidents this version adds (recent ones only)
+                alerted = notify_imported(app, gdf, previous)
+                alerted = "alerts: could not be created (see the log)" if alerted is None else f"alerts: {len(alerted)} created"
     finally:
         progress.close()
     for line in report.lines():
         click.echo(line)
+    if alerted:
+        click.echo(alerted)
 
 
 @cli.command("demo")
@@ -188,7 +196,14 @@ def serve_command(host, port):
     host = host or app.config["HOST"]
     port = port or app.config["PORT"]
     click.echo(f"webmap on http://{host}:{port}/ (store: {app.config['STORE_URL']})")
-    serve(app, host=host, port=port, threads=8, ident="webmap")
+    from webmap.delivery import start_worker, stop_worker  # alerts: sent by a daemon thread while serving
+
+    if app.config["DELIVERY_WORKER"]:
+        start_worker(app)
+    try:
+        serve(app, host=host, port=port, threads=8, ident="webmap")
+    finally:
+        stop_worker(app, timeout_s=5)
 
 
 @cli.command("audit")
@@ -302,6 +317,24 @@ def orgs_list_command():
         click.echo(f"{org.code:<12} {org.kind:<11} {org.district_code or '':<9} {counts.get(org.code, 0):>5}  {org.name}")
 
 
+@orgs_group.command("share")
+@click.argument("code")
+@click.option("--on/--off", "on", required=True, help="Share the enterprise's incident reports with other enterprises, or stop.")
+def orgs_share_command(code, on):
+    """Let enterprise CODE's incident reports be seen by other enterprises near them (location, time and type
+    only), or stop (the default: only the police see them)."""
+    from webmap import audit
+
+    app = _app()
+    from webmap.accounts import get_accounts
+
+    shares = get_accounts(app).set_share_incidents(code, on, changed_by=audit.cli_actor())
+    org = get_accounts(app).get_org(code)
+    audit.for_app(app).record(audit.cli_actor(), "sharing_changed", org.code, {"share_incidents": shares}, "cli")
+    click.echo(f"organisation {org.code} {'shares' if shares else 'does not share'} its incident reports "
+               "with other enterprises")
+
+
 @cli.group("users")
 def users_group():
     """User accounts: admin, police, district and enterprise roles."""
@@ -366,7 +399,7 @@ def users_reset_password_command(username):
 
 
 # Analysis, print and alert commands live in webmap/commands/, one module each with a ``register(cli)``.
-COMMAND_MODULES = ()
+COMMAND_MODULES = ("alerts", "patrol", "exposure", "priority")
 
 for _name in COMMAND_MODULES:
     __import__(f"webmap.commands.{_name}", fromlist=["register"]).register(cli)

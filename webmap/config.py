@@ -37,10 +37,38 @@ DEFAULTS = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,
+    # Compile the priority analysis (esda + numba, about 21 s) in a background thread as the server starts.
+    "PRIORITY_WARMUP": True,
+    # Alerts (webmap/alerts.py, webmap/delivery.py): an enterprise is alerted to an incident within
+    # ALERT_DISTANCE_M of its cables and stations (per-organisation override, never beyond
+    # INCIDENT_NEAR_ASSETS_M); the police to one within KEY_SITE_ZONE_M of a key site. Imports alert only for
+    # new incidents of the last ALERT_MAX_AGE_DAYS days.
+    "ALERT_DISTANCE_M": 100,
+    "KEY_SITE_ZONE_M": 200,
+    "ALERT_MAX_AGE_DAYS": 7,
+    # Delivery by webhook and e-mail: a worker thread in `webmap serve` (DELIVERY_WORKER=0: none, use
+    # `webmap alerts deliver` from cron), retries with back-off DELIVERY_BACKOFF_S x 2^(n-1) up to
+    # DELIVERY_MAX_ATTEMPTS, each send bounded by DELIVERY_TIMEOUT_S and claimed for DELIVERY_LEASE_S.
+    "DELIVERY_WORKER": True,
+    "DELIVERY_MAX_ATTEMPTS": 8,
+    "DELIVERY_BACKOFF_S": 30,
+    "DELIVERY_TIMEOUT_S": 10,
+    "DELIVERY_LEASE_S": 60,
+    # The SMTP server alerts are e-mailed through (empty SMTP_HOST: no e-mail).
+    "SMTP_HOST": "",
+    "SMTP_PORT": 25,
+    "SMTP_FROM": "webmap@localhost",
+    "SMTP_STARTTLS": False,
+    "SMTP_USER": "",
+    "SMTP_PASSWORD": "",
 }
 
 _INT_KEYS = {"MAX_FEATURES", "PAGE_FEATURES", "MAP_ZOOM", "MAX_CONTENT_LENGTH", "PORT", "INCIDENT_NEAR_ASSETS_M"}
-_BOOL_KEYS = {"SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE"}
+_BOOL_KEYS = {"SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "PRIORITY_WARMUP"}
+# alerts and their delivery
+_INT_KEYS |= {"ALERT_DISTANCE_M", "KEY_SITE_ZONE_M", "ALERT_MAX_AGE_DAYS", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_BACKOFF_S",
+              "DELIVERY_TIMEOUT_S", "DELIVERY_LEASE_S", "SMTP_PORT"}
+_BOOL_KEYS |= {"DELIVERY_WORKER", "SMTP_STARTTLS"}
 SECRET_KEY_FILE = "secret_key"
 
 
@@ -111,8 +139,24 @@ def validate(config) -> None:
         raise BadInput(f"INCIDENT_NEAR_ASSETS_M must be between 0 and 50000 metres, got {config['INCIDENT_NEAR_ASSETS_M']!r}")
     if config["SESSION_COOKIE_SAMESITE"] not in ("Lax", "Strict"):
         raise BadInput(f"SESSION_COOKIE_SAMESITE must be Lax or Strict, got {config['SESSION_COOKIE_SAMESITE']!r}")
+    _validate_alerts(config)
     basemap = config["BASEMAP"]
     if basemap and not (basemap.endswith(".mbtiles") or ("{z}" in basemap and "{x}" in basemap and "{y}" in basemap)):
         raise BadInput(f"BASEMAP must be a tile URL template with {{z}}/{{x}}/{{y}} or a .mbtiles file, got {basemap!r}")
     if basemap.endswith(".mbtiles") and not os.path.isfile(basemap):
         raise BadInput(f"BASEMAP file not found: {basemap}")
+
+
+def _validate_alerts(config) -> None:
+    """The alert and delivery settings (webmap/alerts.py, webmap/delivery.py), each checked with its key named."""
+    ranges = {"ALERT_DISTANCE_M": (0, 50_000), "KEY_SITE_ZONE_M": (0, 50_000), "ALERT_MAX_AGE_DAYS": (0, 36_500),
+              "DELIVERY_MAX_ATTEMPTS": (1, 100), "DELIVERY_BACKOFF_S": (0, 86_400), "DELIVERY_TIMEOUT_S": (1, 600),
+              "DELIVERY_LEASE_S": (2, 86_400), "SMTP_PORT": (1, 65_535)}
+    for key, (low, high) in ranges.items():
+        if not low <= float(config[key]) <= high:
+            raise BadInput(f"{key} must be between {low} and {high}, got {config[key]!r}")
+    if float(config["DELIVERY_LEASE_S"]) < 3 * float(config["DELIVERY_TIMEOUT_S"]):
+        # a send (several network round trips, each bounded by the timeout) must end before its claim runs
+        # out, or a second worker could send it at the same time
+        raise BadInput(f"DELIVERY_LEASE_S ({config['DELIVERY_LEASE_S']}) must be at least 3 times DELIVERY_TIMEOUT_S "
+                       f"({config['DELIVERY_TIMEOUT_S']})")

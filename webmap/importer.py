@@ -160,10 +160,12 @@ def merge_owner_rows(store, kind, gdf, owner):
 
 
 def import_layer(store, path, kind, *, owner=None, crs=None, encoding=None, member=None, mapping=None, progress=None,
-                 only_owner=False):
+                 only_owner=False, notify_app=None):
     """Import ``path`` as the new version of layer ``kind``; all or nothing. Returns the ImportReport.
 
-    With ``only_owner`` (an enterprise's upload), the file replaces ``owner``'s rows alone.
+    With ``only_owner`` (an enterprise's upload), the file replaces ``owner``'s rows alone. With
+    ``notify_app``, an incidents import raises that app's alerts for the recent incidents it adds
+    (``webmap.alerts.notify_imported``).
     """
     gdf, report = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member, mapping=mapping,
                                 progress=progress)
@@ -172,6 +174,15 @@ def import_layer(store, path, kind, *, owner=None, crs=None, encoding=None, memb
             raise BadInput("an upload limited to one owner needs that owner")
         gdf, replaced = merge_owner_rows(store, kind, gdf, owner)
         report.warnings.append(f"replaced the {replaced} feature(s) of {owner}; other owners' features kept")
+    previous = None
+    if notify_app is not None and kind == "incidents":
+        from webmap.alerts import incident_ids
+
+        previous = incident_ids(store) or set()
     version = store.replace_layer(kind, gdf, provenance_of(report), progress=progress)
     report.version = version.version
+    if previous is not None:
+        from webmap.alerts import notify_imported
+
+        notify_imported(notify_app, gdf, previous)
     return report

@@ -1,8 +1,10 @@
 """The store interface: everything above it (import, API, map, exports, analyses) talks to this.
 
 Two backends are planned: the embedded GeoPackage file (``embedded.py``, the default) and PostGIS for many
-users. A backend must make ``replace_layer`` all-or-nothing: readers see the old version until the new
-one is complete, and a failure leaves the old one untouched.
+users. A backend must make ``replace_layer``, ``append_features`` and ``update_features`` all-or-nothing:
+readers see the old version until the new one is complete, and a failure leaves the old one untouched.
+Every change, however small, makes a new version with its provenance (an incident report appended, a
+status changed), so what a layer held at any kept version can be shown and explained.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class FeatureQuery:
     min_filters: dict = field(default_factory=dict)  # field -> inclusive lower bound (string compare)
     max_filters: dict = field(default_factory=dict)  # field -> exclusive upper bound
     mask: object = None  # shapely geometry (lon/lat): only features that intersect it
+    # field -> list: only rows whose field is empty (NULL) or one of these; a field the stored version does
+    # not have counts as empty (e.g. incidents.reported_by_org in a version imported before it existed)
+    null_or_in: dict = field(default_factory=dict)
 
 
 class Store(ABC):
@@ -49,6 +54,26 @@ class Store(ABC):
         """Store ``gdf`` (EPSG:4326, schema columns + ``extra`` + ``_search``) as the new active version.
 
         ``progress``, if given, is called with the name of each step as it starts (for a progress bar).
+        """
+
+    @abstractmethod
+    def append_features(self, kind: str, gdf, provenance: dict) -> LayerVersion:
+        """Add the rows of ``gdf`` (EPSG:4326, columns as ``replace_layer`` takes them) to the active version
+        of ``kind``, as a new active version; all or nothing.
+
+        Columns the active version lacks are added (empty for its existing rows); columns ``gdf`` lacks are
+        empty in the new rows. ``provenance`` is kept as with ``replace_layer`` (``source_name``, ``sha256``,
+        ``crs``, ``report``); the version's report also records the operation and the version it was made from.
+        Raises NotFound when ``kind`` has never been imported.
+        """
+
+    @abstractmethod
+    def update_features(self, kind: str, ids: list, values: dict, provenance: dict, id_field: str = "id") -> LayerVersion:
+        """Set ``values`` (field -> value, attributes only) on the rows whose ``id_field`` is one of ``ids``, as a
+        new active version; all or nothing.
+
+        Raises NotFound (and changes nothing) when ``kind`` was never imported or any of ``ids`` is not in the
+        active version; BadInput for the geometry column or an internal one.
         """
 
     @abstractmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from webmap import audit
+from webmap.access import redact_rows
 from webmap.app import get_store
 from webmap.catalog import fold
 from webmap.errors import BadInput, NotFound
@@ -81,6 +82,7 @@ def layer_features(kind):
         # the user's own filter on owner can only narrow the rule, never widen it
         query.in_filters[layer.owner_field] = [o for o in query.in_filters[layer.owner_field] if o in rule.owner_in]
     gdf, exceeded = get_store().query_features(kind, guard.restrict(query, layer, rule))
+    gdf = redact_rows(gdf, layer, rule)
     _audit_sensitive_read(layer, request.args.get("bbox") or "all", {"features": len(gdf)})
     body = feature_collection(layer, gdf, limit=query.limit, exceeded=exceeded, hidden=rule.hidden_fields)
     return Response(body, mimetype="application/geo+json")
@@ -96,7 +98,7 @@ def search():
     limit = parse_limit(request.args.get("limit"), 20, 100)
     lang = current_language()
     layers = {layer.kind: (layer, rule) for layer, rule in guard.visible_layers() if layer.search_fields}
-    filters = {kind: guard.restrict(FeatureQuery(), layer, rule) for kind, (layer, rule) in layers.items()}
+    filters = {kind: guard.restrict(FeatureQuery(), layer, rule, search=True) for kind, (layer, rule) in layers.items()}
     folded = fold(text)
     hits = get_store().search(folded, list(layers), limit, filters=filters)
     results = [search_hit(layers[h["layer"]][0], h, lang, folded) for h in hits]

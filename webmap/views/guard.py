@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g
 
-from webmap.access import AccessContext, Principal, rule_for, visible_layer
+from webmap.access import AccessContext, Principal, excludes_redacted, rule_for, visible_layer
 from webmap.app import get_store
 from webmap.catalog import load_catalog
 from webmap.store import FeatureQuery
@@ -17,8 +17,8 @@ def principal() -> Principal:
 def access_context() -> AccessContext:
     context = current_app.extensions.get("webmap_access")
     if context is None:
-        context = current_app.extensions["webmap_access"] = AccessContext(
-            get_store(), load_catalog(), current_app.config["INCIDENT_NEAR_ASSETS_M"])
+        context = current_app.extensions["webmap_access"] = AccessContext.for_app(
+            current_app, get_store(), load_catalog())
     return context
 
 
@@ -34,10 +34,17 @@ def visible(kind: str):
     return visible_layer(principal(), kind, load_catalog(), access_context())
 
 
-def restrict(query: FeatureQuery, layer, rule) -> FeatureQuery:
-    """Add the rule's row filters to a query (owner and area); the caller's own filters stay."""
+def restrict(query: FeatureQuery, layer, rule, search: bool = False) -> FeatureQuery:
+    """Add the rule's row filters to a query (owner, area, reporting organisation); the caller's own filters
+    stay, so call it last. For a text search (``search``) and for filters on fields that shared reports do not
+    show, those reports are left out (see ``access.excludes_redacted``)."""
     if rule.owner_in is not None:
         query.in_filters[layer.owner_field] = list(rule.owner_in)
     if rule.mask is not None:
         query.mask = rule.mask
+    if rule.rows_from is not None:
+        name, values = rule.rows_from
+        if excludes_redacted(query, layer, rule, search):
+            values = tuple(v for v in values if v not in rule.redact[1])
+        query.null_or_in[name] = list(values)
     return query

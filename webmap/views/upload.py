@@ -97,7 +97,7 @@ def upload():
 
             report = import_layer(get_store(), path, kind, owner=owner if layer.owner_field else None,
                                   crs=(request.form.get("crs") or "").strip() or None, encoding=encoding or None,
-                                  only_owner=only_owner)
+                                  only_owner=only_owner, notify_app=current_app._get_current_object())
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     except WebmapError as exc:
