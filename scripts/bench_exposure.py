@@ -6,14 +6,24 @@ Measures, in one run, on the same seeded synthetic data over Cần Thơ:
 - **webmap**: :func:`webmap.analysis.exposure.compute_exposure` end to end, from GeoDataFrames in
   EPSG:4326 as the store gives them (20,000 cable routes of one enterprise, 1,000,000 incidents with ISO
   dates) to the finished tables: reprojection to EPSG:5897 with the pinned datum shift, date parsing,
-  cutting the routes into segments of at most 500 m, the STRtree ``dwithin`` join, weights, per-segment
-  sums, repeat damage, trend, the counted-incidents table and the per-enterprise summary;
+  cutting the routes into segments of at most 500 m, the spatial join (STRtree query and exact distances,
+  the same pairs as the ``dwithin`` predicate), weights, per-segment sums, repeat damage, trend, the
+  counted-incidents table with distances and chainages, and the per-enterprise summary;
 - **baseline**: a bare ``shapely.STRtree(cables).query(incidents, predicate="dwithin", distance=buffer_m)``
   on the same cables and incidents, already in EPSG:5897 metres (building the tree included), nothing
   else: no reprojection, no parsing, no aggregation.
 
 The target (issue 5) is webmap within 1.5x of the baseline. Each side runs ``--repeat`` times, interleaved,
-and the best time of each counts (the machine is shared: the best is the least disturbed).
+and the best time of each counts (the machine is shared: the best is the least disturbed). Exit status 0
+when the target is met, 1 when not.
+
+Last runs (2 cores shared with other work, load average about 3, 2026-11-30), best of 3:
+
+| data | baseline | webmap | ratio |
+|---|---|---|---|
+| 20,000 cables (30,688 segments), 1,000,000 incidents, 100 m | 2.25 s | 2.75 s | 1.22x |
+| the same, 200 m, with 1,000 stations | 4.41 s | 5.41 s | 1.22x |
+| 10,000 cables, 1,000,000 incidents, 200 m (the issue's measure) | 3.16 s | 4.10 s | 1.30x |
 
     .venv/bin/python scripts/bench_exposure.py                      # 20,000 cables, 1,000,000 incidents, 100 m
     .venv/bin/python scripts/bench_exposure.py --buffer-m 200 --stations 1000

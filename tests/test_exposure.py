@@ -219,6 +219,11 @@ def test_bad_parameters_are_refused():
         compute_exposure(cables(), stations(), incidents(), since=R, until=R - timedelta(days=1))
 
 
+def test_inputs_must_be_lonlat():
+    with pytest.raises(BadInput, match="EPSG:4326"):
+        compute_exposure(cables().to_crs("EPSG:32648"), stations(), incidents(), until=R)
+
+
 def test_empty_inputs_give_empty_tables():
     out = compute_exposure(None, None, None, until=R)
     assert len(out.segments) == len(out.stations) == len(out.incidents) == len(out.owners) == 0
@@ -603,7 +608,7 @@ def test_join_finds_the_same_pairs_as_the_dwithin_predicate():
     points = shapely.points(x, y)
     for buffer_m in (50.0, 100.0, 333.0):
         join = _join_incidents(lon, lat, shapely.points(lon, lat), _straight_pieces(segments, segments_lonlat),
-                               len(segments), shapely.get_coordinates(stations_m),
+                               shapely.get_coordinates(stations_m),
                                np.column_stack([shapely.get_coordinates(stations_ll)] * 2), buffer_m, workers=2)
         expected = shapely.STRtree(segments).query(points, predicate="dwithin", distance=buffer_m)
         assert sorted(zip(join.seg_inc, join.seg_idx)) == sorted(zip(*expected))

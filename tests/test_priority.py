@@ -385,6 +385,41 @@ def test_prepared_incidents_count_missing_and_odd_geometries_like_the_frame(warm
 
 
 
+def test_compiled_counting_equals_the_masks(warm_esda):
+    """The compiled counting loops give exactly the numpy masks' counts, reference and left-out numbers, on
+    random incidents with missing types, statuses, dates and positions."""
+    from types import SimpleNamespace
+
+    from webmap.analysis import priority
+
+    assert priority._kernels() is not None  # numba, as installed: the loops are what is checked
+    rng = np.random.default_rng(3)
+    n, n_cells = 5000, 40
+    types = np.array(["cable_theft", "sabotage", "fire_explosion", None], dtype=object)[rng.integers(0, 4, n)]
+    statuses = np.array(["verified", "rejected", "reported", None], dtype=object)[rng.integers(0, 4, n)]
+    type_codes, type_values = priority._codes(types)
+    status_codes, status_values = priority._codes(statuses)
+    days = rng.integers(19_700, 20_300, n).astype(np.int32)
+    prepared = SimpleNamespace(days=days, dated=rng.random(n) > 0.1, positioned=rng.random(n) > 0.05,
+                               type_codes=type_codes, type_values=type_values, status_codes=status_codes,
+                               status_values=status_values)
+    cell = np.where(prepared.positioned, rng.integers(-1, n_cells, n), -1).astype(np.int32)
+    cell.setflags(write=False)
+    for kwargs in ({}, {"types": ["sabotage"]}, {"since": "2024-01-01"}, {"until": "2025-03-01"},
+                   {"since": "2024-02-01", "until": "2024-12-31", "types": ["cable_theft", "fire_explosion"]},
+                   {"statuses": ["rejected"], "reference": "2024-06-30"}):
+        params = PriorityParams(**kwargs)
+        got = priority.count_incidents(prepared, cell, n_cells, params)
+        want = priority._count_with_masks(prepared, cell, n_cells, params)
+        for key in ("counts", "recent", "previous"):
+            np.testing.assert_array_equal(got[key], want[key])
+            assert got[key].dtype == want[key].dtype
+        assert got["reference"] == want["reference"] and got["info"] == want["info"]
+        assert got["counts"].sum() > 0 and got["recent"].sum() > 0
+        for a, b in zip(got["masks"](), want["masks"]()):
+            np.testing.assert_array_equal(a, b)
+
+
 # -- the store service ------------------------------------------------------------------------------------
 
 def _load_store(store, folder, inputs):

@@ -78,6 +78,13 @@ ACTIONS = {
     "login_throttled": "a login was refused because of too many recent failures",
     "password_changed": "a user changed their own password",
     "read_audit": "the audit log was read on the admin page",
+    "report_submitted": "an enterprise, district or the police reported an incident",
+    "report_verified": "the police verified a reported incident",
+    "report_rejected": "the police rejected a reported incident",
+    "sharing_changed": "an enterprise turned sharing of its incident reports with other enterprises on or off",
+    "alert_ack": "an alert was acknowledged",
+    "alert_settings": "an organisation's alert channels or distance were changed",
+    "alert_redeliver": "alert deliveries were queued again",
 }
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")

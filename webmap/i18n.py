@@ -196,7 +196,7 @@ STRINGS = {
     "priority_method": {"vi": "Phương pháp", "en": "Method"},
     "priority_parameters": {"vi": "Tham số", "en": "Parameters"},
     # exposure of an enterprise's network (/exposure, webmap/views/exposure.py; enterprises, police, admin)
-    "exposure_link": {"vi": "Mức độ phơi nhiễm", "en": "Exposure"},
+    "exposure_link": {"vi": "Phơi nhiễm", "en": "Exposure"},
     "exposure_title": {"vi": "Mức độ phơi nhiễm của mạng lưới trước sự cố", "en": "Exposure of the network to incidents"},
     "exposure_org": {"vi": "Doanh nghiệp", "en": "Enterprise"},
     "exposure_all_orgs": {"vi": "Tất cả doanh nghiệp (so sánh)", "en": "All enterprises (comparison)"},

@@ -13,10 +13,12 @@ Method (the same text goes, with every parameter, into every output: see :func:`
   300 m one a single piece: short enough to point at a place on the ground, long enough that "two thefts
   on this segment" means the same stretch of cable.
 - **Counted incidents.** Incidents within ``buffer_m`` metres (default 100 m; EPSG:5897) of a segment or a
-  station, found with one vectorised :meth:`shapely.STRtree.query` per asset family with predicate
-  ``"dwithin"`` (no Python loop over incidents; chunks of incidents can run on several threads, as GEOS
-  releases the GIL). Rejected incidents are left out; an incident near two adjacent segments counts for
-  both (each is exposed), but once in an enterprise's totals.
+  station: the same pairs as ``STRtree(assets).query(points, predicate="dwithin", distance=buffer_m)``,
+  found with one vectorised :meth:`shapely.STRtree.query` of the incidents against the assets' grown
+  envelopes and the exact distance of each candidate in numpy (no Python loop over incidents; see
+  :func:`_join_incidents` for why, and the tests for the equivalence). Rejected incidents are left out;
+  an incident near two adjacent segments counts for both (each is exposed), but once in an enterprise's
+  totals.
 - **Exposure index.** Sum of the counted incidents' weights in the period ``since``..``until`` (local
   calendar days, both included) per km of segment per year (segments), or per station per year
   (stations). Weight = severity weight (:data:`SEVERITY_WEIGHTS`: low 1, medium 2, high 3, critical 5) x
@@ -365,16 +367,18 @@ class _Join:
 
 @dataclass
 class _Pieces:
-    """The segments as straight 2-point pieces (metric ends ``a``, ``b``), for exact distances in numpy."""
+    """The segments as straight 2-point pieces (metric), for exact point-to-piece distances in numpy."""
 
-    a: np.ndarray
-    b: np.ndarray
+    ax: np.ndarray  # start of each piece (metres)
+    ay: np.ndarray
+    abx: np.ndarray  # its vector from start to end
+    aby: np.ndarray
+    length2: np.ndarray  # its squared length (never 0: a repeated point is no piece)
     segment: np.ndarray  # index of the segment each piece belongs to
     offset: np.ndarray  # metres from the segment's start to the piece's start
     first: np.ndarray  # per segment: index of its first piece (pieces of a segment are consecutive)
     count: np.ndarray  # per segment: how many pieces it has
     lonlat_box: np.ndarray  # (n_segments, 4) lon/lat envelope of each segment
-    metric_box: np.ndarray  # (n_segments, 4) its envelope in metres
 
 
 def _straight_pieces(segments_m, segments_lonlat) -> _Pieces:
@@ -382,13 +386,17 @@ def _straight_pieces(segments_m, segments_lonlat) -> _Pieces:
     xy, owner = shapely.get_coordinates(segments_m, return_index=True)
     same = owner[1:] == owner[:-1]
     a, b, segment = xy[:-1][same], xy[1:][same], owner[:-1][same]
-    length = np.hypot(*(b - a).T)
+    ab = b - a
+    length2 = (ab * ab).sum(axis=1)
+    keep = length2 > 0
+    a, ab, segment, length2 = a[keep], ab[keep], segment[keep], length2[keep]
+    length = np.sqrt(length2)
     count = np.bincount(segment, minlength=len(segments_m)) if len(segment) else np.zeros(len(segments_m), np.int64)
     first = np.r_[0, np.cumsum(count)[:-1]].astype(np.int64) if len(count) else np.zeros(0, np.int64)
     cum = np.cumsum(length)
     offset = (cum - length) - (cum - length)[first[segment]] if len(segment) else np.zeros(0)
-    return _Pieces(a, b, segment, offset, first, count, shapely.bounds(np.asarray(segments_lonlat, dtype=object)),
-                   shapely.bounds(np.asarray(segments_m, dtype=object)))
+    return _Pieces(a[:, 0].copy(), a[:, 1].copy(), ab[:, 0].copy(), ab[:, 1].copy(), length2, segment, offset, first,
+                   count, shapely.bounds(np.asarray(segments_lonlat, dtype=object)))
 
 
 def _grown_tree(boxes: np.ndarray, buffer_m: float):
@@ -407,7 +415,7 @@ def _grown_tree(boxes: np.ndarray, buffer_m: float):
                                        boxes[:, 2] + grow_lon, boxes[:, 3] + grow_lat))
 
 
-def _join_incidents(lon, lat, lonlat_points, pieces: _Pieces, n_segments: int, station_xy, station_box,
+def _join_incidents(lon, lat, lonlat_points, pieces: _Pieces, station_xy, station_box,
                     buffer_m: float, workers: int) -> _Join:
     """Every (incident, asset) pair within ``buffer_m`` metres (EPSG:5897), with distance and chainage.
 
@@ -421,10 +429,13 @@ def _join_incidents(lon, lat, lonlat_points, pieces: _Pieces, n_segments: int, s
        (``t`` = the foot's place along the piece, clipped to [0, 1]) is computed with numpy. Pairs at
        ``buffer_m`` or less are kept, one per (incident, segment): its nearest piece.
 
-    The pairs are exactly those of ``STRtree(segments).query(points, predicate="dwithin",
-    distance=buffer_m)`` in metres (the tests check it), about three times faster on 1,000,000 incidents
-    (``scripts/bench_exposure.py``): a GEOS distance per candidate and a GEOS point per incident cost more
-    than the query itself. Chunks run on ``workers`` threads (numpy and GEOS release the GIL).
+    The pairs, distances and chainages are exactly those of ``STRtree(segments).query(points,
+    predicate="dwithin", distance=buffer_m)``, :func:`shapely.distance` and :func:`shapely.line_locate_point`
+    in metres (the tests check it). Why not those: on 1,000,000 incidents and 30,000 segments
+    (``scripts/bench_exposure.py``) making a GEOS point per incident, the predicate query and a GEOS
+    distance and line_locate_point per pair took about twice the time of this whole join, reprojection
+    included, which costs about as much CPU as the bare ``dwithin`` query alone. Chunks run on ``workers``
+    threads (numpy and GEOS release the GIL for most of the work).
     """
     seg_tree = _grown_tree(pieces.lonlat_box, buffer_m)
     st_tree = _grown_tree(station_box, buffer_m) if len(station_box) else None
@@ -442,37 +453,36 @@ def _join_incidents(lon, lat, lonlat_points, pieces: _Pieces, n_segments: int, s
         x, y = np.full(hi - lo, np.nan), np.full(hi - lo, np.nan)
         if len(idx):
             x[idx], y[idx] = lonlat_to_metric(lon[lo + idx], lat[lo + idx])
+        seg_c = seg_c[:, pieces.count[seg_c[1]] > 0]  # (every segment has a piece: kept safe)
         # segments: every straight piece of each candidate segment (a segment's pieces are consecutive, so
         # each (incident, segment) is a run of rows), the exact distance to each, the nearest per run
-        # a candidate farther than buffer_m from the segment's envelope in metres cannot be near the segment
-        box = pieces.metric_box[seg_c[1]]
-        cx, cy = x[seg_c[0]], y[seg_c[0]]
-        gap = np.hypot(np.maximum(np.maximum(box[:, 0] - cx, cx - box[:, 2]), 0.0),
-                       np.maximum(np.maximum(box[:, 1] - cy, cy - box[:, 3]), 0.0))
-        seg_c = seg_c[:, (gap <= buffer_m) & (pieces.count[seg_c[1]] > 0)]
         counts = pieces.count[seg_c[1]]
         total = int(counts.sum())
         starts = np.cumsum(counts) - counts
-        inc_rows = np.repeat(seg_c[0], counts)
-        piece = np.repeat(pieces.first[seg_c[1]] - starts, counts) + np.arange(total)
-        px, py = x[inc_rows], y[inc_rows]
-        a, b = pieces.a[piece], pieces.b[piece]
-        abx, aby = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
-        apx, apy = px - a[:, 0], py - a[:, 1]
-        length2 = abx * abx + aby * aby
-        t = np.clip((apx * abx + apy * aby) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
-        dist = np.hypot(apx - t * abx, apy - t * aby)
+        piece = np.repeat(pieces.first[seg_c[1]] - starts, counts)
+        piece += np.arange(total)
+        abx, aby, length2 = pieces.abx[piece], pieces.aby[piece], pieces.length2[piece]
+        apx = np.repeat(x[seg_c[0]], counts)
+        apx -= pieces.ax[piece]
+        apy = np.repeat(y[seg_c[0]], counts)
+        apy -= pieces.ay[piece]
+        t = apx * abx
+        t += apy * aby
+        t /= length2
+        np.clip(t, 0.0, 1.0, out=t)
+        apx -= t * abx
+        apy -= t * aby
+        dist = np.hypot(apx, apy)
         if total:
-            nearest = np.minimum.reduceat(dist, starts) if len(starts) else np.zeros(0)
-            is_min = dist == np.repeat(nearest, counts)
+            nearest = np.minimum.reduceat(dist, starts)
             # the first row of each run that reaches the run's minimum
-            pos = np.where(is_min, np.arange(total), total)
+            pos = np.where(dist == np.repeat(nearest, counts), np.arange(total), total)
             best = np.minimum.reduceat(pos, starts)
         else:
             nearest, best = np.zeros(0), np.zeros(0, np.int64)
         near = nearest <= buffer_m
         best = best[near]
-        along = pieces.offset[piece[best]] + t[best] * np.sqrt(length2[best])
+        along = pieces.offset[piece[best]] + t[best] * np.sqrt(length2[best])  # metres along the segment
         seg_out = (seg_c[0][near] + lo, seg_c[1][near], nearest[near], along)
         # stations: point to point
         sd = np.hypot(x[st_c[0]] - station_xy[st_c[1], 0], y[st_c[0]] - station_xy[st_c[1], 1]) \
@@ -573,6 +583,17 @@ def _rank_within(frame: pd.DataFrame, id_column: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 
 
+def _check_lonlat(gdf, name: str) -> None:
+    """Inputs are lon/lat as stored: anything else is refused, never reprojected silently."""
+    if gdf is None or gdf.crs is None:
+        return
+    from pyproj import CRS
+
+    if not CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(STORAGE_CRS)):
+        raise BadInput(f"{name} must be in {STORAGE_CRS} (lon/lat, as stored), got {gdf.crs.to_string()}: "
+                       f"reproject with webmap.crs before computing exposure")
+
+
 def _column(gdf, name, default=None):
     if gdf is not None and name in gdf.columns:
         return gdf[name].to_numpy(dtype=object)
@@ -632,6 +653,9 @@ def compute_exposure(cables, stations, incidents, *, buffer_m: float = BUFFER_M,
             severity_weights=tuple((severity_weights or SEVERITY_WEIGHTS).items()),
             types=tuple(types) if types else None, statuses=tuple(statuses) if statuses else None)
     params = params.resolved()
+    for name, frame in (("cables", cables), ("stations", stations), ("incidents", incidents),
+                        ("priority_areas", priority_areas)):
+        _check_lonlat(frame, name)
     workers = workers or min(4, os.cpu_count() or 1)
     weights_by_severity = dict(params.severity_weights)
 
@@ -684,7 +708,7 @@ def compute_exposure(cables, stations, incidents, *, buffer_m: float = BUFFER_M,
     lon, lat = (shapely.get_x(geoms), shapely.get_y(geoms)) if len(sel) else (np.zeros(0), np.zeros(0))
 
     # --- the spatial join: STRtree envelope query + exact distances, chunks of incidents on threads --
-    join = _join_incidents(lon, lat, geoms, _straight_pieces(pieces, pieces_lonlat), len(pieces), station_xy,
+    join = _join_incidents(lon, lat, geoms, _straight_pieces(pieces, pieces_lonlat), station_xy,
                            np.column_stack([station_lonlat, station_lonlat]), params.buffer_m, workers)
     si, sp, ti, ts = join.seg_inc, join.seg_idx, join.st_inc, join.st_idx
 

@@ -309,6 +309,14 @@ class Grid:
             self._lonlat["fit"] = LonLatToMetric(self.lonlat_box())
         return self._lonlat["fit"](lon, lat)
 
+    def area_order(self) -> np.ndarray:
+        """Place of each cell's ``area_id`` in text order (ties in a ranking are broken by it), made once."""
+        if "area_order" not in self._lonlat:
+            order = np.empty(len(self), dtype=np.int64)
+            order[np.argsort(self.area_id.astype(str), kind="stable")] = np.arange(len(self))
+            self._lonlat["area_order"] = order
+        return self._lonlat["area_order"]
+
     def centroids(self) -> np.ndarray:
         """Metric centroids of the cropped cells, (n, 2)."""
         return shapely.get_coordinates(shapely.centroid(self.polygons))

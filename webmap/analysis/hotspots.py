@@ -149,17 +149,23 @@ def _tail_counts():
     """
     global _TAIL_KERNEL
     if _TAIL_KERNEL is None:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba comes with the project's esda
-            _TAIL_KERNEL = _tail_counts_numpy
-            return _TAIL_KERNEL
-        cache = _numba_cache_dir() is not None and bool(os.environ.get("NUMBA_CACHE_DIR"))
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numba's "cannot cache" note where the cache is not writable
-            _TAIL_KERNEL = numba.njit(cache=cache, nogil=True)(_tail_counts_loop)
+        _TAIL_KERNEL = compiled(_tail_counts_loop) or _tail_counts_numpy
     return _TAIL_KERNEL
+
+
+def compiled(fn):
+    """``fn`` compiled by numba (``njit``, nogil) with the on-disk cache esda's code uses, or None without
+    numba. For the project's own small loops (here and in ``webmap.analysis.priority``); they are compiled,
+    or loaded from the cache, by :func:`warm_up`."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba comes with the project's esda
+        return None
+    _import_esda()  # sets numba's cache folder (NUMBA_CACHE_DIR) when it can be written
+    cache = bool(os.environ.get("NUMBA_CACHE_DIR")) and _numba_cache_dir() is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba's "cannot cache" note where the cache is not writable
+        return numba.njit(cache=cache, nogil=True)(fn)
 
 
 def permutation_tails(obs, sims, mean=None, sd=None, *, with_shares=False):
@@ -340,7 +346,10 @@ def warm_up() -> float:
 
         # the same kind of weights as the grid's (a Graph with self-weights), so numba compiles what is used
         w = Graph.from_W(lat2W(4, 4)).assign_self_weight(1.0)
-        local_gi_star(np.arange(16, dtype=float), w, permutations=9, seed=1)
+        local_gi_star(np.arange(16, dtype=float), w, permutations=9, seed=1)  # esda's and the tail counts
+        from webmap.analysis.priority import warm_kernels
+
+        warm_kernels()  # the incident counting loops
         _WARM.set()
     return time.perf_counter() - started
 

@@ -286,10 +286,14 @@ def priority_class(score) -> np.ndarray:
     return out
 
 
-def rank_rows(score, incidents, area_id) -> np.ndarray:
-    """1 = highest score; ties by more incidents, then by area id (deterministic)."""
-    order = np.lexsort((np.asarray(area_id, dtype=str), -np.asarray(incidents, dtype=float),
-                        -np.asarray(score, dtype=float)))
+def rank_rows(score, incidents, area_id, area_order=None) -> np.ndarray:
+    """1 = highest score; ties by more incidents, then by area id (deterministic).
+
+    ``area_order``, when given, is each area id's place in sorted order (``Grid.area_order``, kept per
+    grid): the same ranks without sorting the ids as text on every call.
+    """
+    key = np.asarray(area_order) if area_order is not None else np.asarray(area_id, dtype=str)
+    order = np.lexsort((key, -np.asarray(incidents, dtype=float), -np.asarray(score, dtype=float)))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(1, len(order) + 1)
     return rank
@@ -459,13 +463,6 @@ def _codes(values) -> tuple[np.ndarray, tuple]:
     return codes.astype(dtype), tuple(uniques.tolist() if hasattr(uniques, "tolist") else list(uniques))
 
 
-def _code_mask(codes: np.ndarray, values: tuple, allowed) -> np.ndarray:
-    """``values[codes] in allowed`` for every row (missing: False), by a lookup table, not per row."""
-    allowed = set(allowed)
-    table = np.array([v in allowed for v in values] + [False], dtype=bool)  # the last slot: code -1
-    return table[codes]
-
-
 class PreparedIncidents:
     """The per-incident arrays the analysis needs, parsed once from an incidents layer.
 
@@ -563,6 +560,168 @@ def prepare_incidents(incidents) -> PreparedIncidents:
     return incidents if isinstance(incidents, PreparedIncidents) else PreparedIncidents(incidents)
 
 
+def _selection_tables(prepared, params):
+    """Lookup tables (one slot per code, the last for a missing value) of the statuses and types counted."""
+    status_ok = np.array([v in set(params.effective_statuses) for v in prepared.status_values] + [False])
+    if params.types is None:
+        type_ok = np.ones(len(prepared.type_values) + 1, dtype=bool)  # no type filter: missing types too
+    else:
+        type_ok = np.array([v in set(params.types) for v in prepared.type_values] + [False])
+    return status_ok, type_ok
+
+
+def _incident_pass(cell, days, dated, positioned, status_codes, status_ok, type_codes, type_ok,
+                   has_since, since, has_until, until, n_cells):  # pragma: no cover - compiled (numba)
+    """One pass: incidents per cell in the period; (filtered, without position, outside the city, outside the
+    period); and the newest day of the filtered incidents (-1, False when none is dated)."""
+    counts = np.zeros(n_cells, dtype=np.int64)
+    info = np.zeros(4, dtype=np.int64)
+    newest = -1
+    have_newest = False
+    no_status = status_ok.shape[0] - 1
+    no_type = type_ok.shape[0] - 1
+    for i in range(cell.shape[0]):
+        s = status_codes[i]
+        t = type_codes[i]
+        if not status_ok[s if s >= 0 else no_status] or not type_ok[t if t >= 0 else no_type]:
+            continue
+        info[0] += 1
+        d = days[i]
+        known = dated[i]
+        if known and (not have_newest or d > newest):
+            newest = d
+            have_newest = True
+        if not positioned[i]:
+            info[1] += 1
+            continue
+        c = cell[i]
+        if c < 0:
+            info[2] += 1
+            continue
+        if (has_since and not (known and d >= since)) or (has_until and not (known and d <= until)):
+            info[3] += 1
+            continue
+        counts[c] += 1
+    return counts, info, newest, have_newest
+
+
+def _window_pass(cell, days, dated, status_codes, status_ok, type_codes, type_ok, r0, r1, p0, p1,
+                 n_cells):  # pragma: no cover - compiled (numba)
+    """Incidents per cell in the recent and the previous trend window (filters by type and status only)."""
+    recent = np.zeros(n_cells, dtype=np.int64)
+    previous = np.zeros(n_cells, dtype=np.int64)
+    no_status = status_ok.shape[0] - 1
+    no_type = type_ok.shape[0] - 1
+    for i in range(cell.shape[0]):
+        s = status_codes[i]
+        t = type_codes[i]
+        c = cell[i]
+        if c < 0 or not dated[i] or not status_ok[s if s >= 0 else no_status] or not type_ok[t if t >= 0 else no_type]:
+            continue
+        d = days[i]
+        if r0 <= d <= r1:
+            recent[c] += 1
+        if p0 <= d <= p1:
+            previous[c] += 1
+    return recent, previous
+
+
+_KERNELS = None
+
+
+def _kernels():
+    """The two counting loops compiled by numba (cached on disk, see ``hotspots.compiled``), or None."""
+    global _KERNELS
+    if _KERNELS is None:
+        from webmap.analysis.hotspots import compiled
+
+        passes = compiled(_incident_pass), compiled(_window_pass)
+        _KERNELS = passes if None not in passes else ()
+    return _KERNELS or None
+
+
+def warm_kernels() -> None:
+    """Compile (or load from numba's cache) the counting loops, with the argument types a real call has
+    (int32 days, int8 codes, a read-only int32 cell array): part of ``hotspots.warm_up``."""
+    from types import SimpleNamespace
+
+    codes, values = _codes(pd.Series(["verified", None]))
+    prepared = SimpleNamespace(days=np.array([20000, 0], dtype=np.int32), dated=np.array([True, False]),
+                               positioned=np.array([True, False]), status_codes=codes, status_values=values,
+                               type_codes=codes, type_values=values)
+    cell = np.array([0, -1], dtype=np.int32)
+    cell.setflags(write=False)
+    for params in (PriorityParams(), PriorityParams(since="2025-01-01", until="2025-02-01")):
+        count_incidents(prepared, cell, 1, params)
+
+
+def count_incidents(prepared, cell, n_cells, params) -> dict:
+    """Counts per cell of the incidents kept by ``params``: in the period, in the two trend windows; the trend
+    reference date; the ``method["counts"]`` numbers about what was left out; and ``masks()``, the
+    per-incident masks (in period, recent, previous) for the unit table.
+
+    The counting rule is :func:`_count_with_masks` (numpy masks and ``np.bincount``); at a million incidents
+    the masks cost more than the rest of the table, so the counts come from two compiled loops that read
+    each incident once (:func:`_incident_pass`, :func:`_window_pass`; integers, so exactly the same counts:
+    ``tests/test_priority.py`` checks them against the masks). Without numba, the masks.
+    """
+    kernels = _kernels()
+    if kernels is None:
+        return _count_with_masks(prepared, cell, n_cells, params)
+    incident_pass, window_pass = kernels
+    status_ok, type_ok = _selection_tables(prepared, params)
+    since_day, until_day = _day_number(params.since), _day_number(params.until)
+    codes = (prepared.status_codes, status_ok, prepared.type_codes, type_ok)
+    counts, info, newest, have_newest = incident_pass(
+        cell, prepared.days, prepared.dated, prepared.positioned, *codes,
+        since_day is not None, since_day or 0, until_day is not None, until_day or 0, n_cells)
+    reference = params.reference or params.until
+    if reference is None and have_newest:
+        reference = _EPOCH + timedelta(days=int(newest))
+    if reference is None:
+        reference = dt.date.today()
+    r0, r1, p0, p1 = _windows(reference)
+    recent, previous = window_pass(cell, prepared.days, prepared.dated, *codes, r0, r1, p0, p1, n_cells)
+    return {"counts": counts, "recent": recent, "previous": previous, "reference": reference,
+            "info": dict(zip(("incidents_filtered", "incidents_without_position", "incidents_outside_city",
+                              "incidents_outside_period"), (int(v) for v in info))),
+            "masks": lambda: _count_with_masks(prepared, cell, n_cells, params)["masks"]()}
+
+
+def _count_with_masks(prepared, cell, n_cells, params) -> dict:
+    """:func:`count_incidents` with numpy masks: the reference rule (and the fallback without numba)."""
+    days, dated, finite = prepared.days, prepared.dated, prepared.positioned
+    status_ok, type_ok = _selection_tables(prepared, params)
+    selected = status_ok[prepared.status_codes] & type_ok[prepared.type_codes]  # code -1: the last slot
+    in_city = selected & (cell >= 0)
+    in_period = in_city.copy()
+    since_day, until_day = _day_number(params.since), _day_number(params.until)
+    if since_day is not None:
+        in_period &= dated & (days >= since_day)
+    if until_day is not None:
+        in_period &= dated & (days <= until_day)
+    counts = np.bincount(cell[in_period], minlength=n_cells)
+    reference = params.reference or params.until
+    if reference is None:
+        newest = days[selected & dated]
+        if len(newest):
+            reference = _EPOCH + timedelta(days=int(newest.max()))
+    if reference is None:
+        reference = dt.date.today()
+    r0, r1, p0, p1 = _windows(reference)
+    in_dated_city = in_city & dated
+    in_recent = in_dated_city & (days >= r0) & (days <= r1)
+    in_previous = in_dated_city & (days >= p0) & (days <= p1)
+    return {"counts": counts, "reference": reference,
+            "recent": np.bincount(cell[in_recent], minlength=n_cells),
+            "previous": np.bincount(cell[in_previous], minlength=n_cells),
+            "info": {"incidents_filtered": int(selected.sum()),
+                     "incidents_without_position": int((selected & ~finite).sum()),
+                     "incidents_outside_city": int((selected & finite & ~in_city).sum()),
+                     "incidents_outside_period": int((in_city & ~in_period).sum())},
+            "masks": lambda: (in_period, in_recent, in_previous)}
+
+
 # ----------------------------------------------------------------------------------------------------
 # the computation
 # ----------------------------------------------------------------------------------------------------
@@ -624,32 +783,8 @@ def compute_priority(incidents, *, boundary, cables=None, stations=None, key_sit
     prepared = prepare_incidents(incidents)
     n_input = len(prepared)
     cell = prepared.cells(grid)
-    days, dated, finite = prepared.days, prepared.dated, prepared.positioned
-    selected = _code_mask(prepared.status_codes, prepared.status_values, params.effective_statuses)
-    if params.types is not None:
-        selected &= _code_mask(prepared.type_codes, prepared.type_values, params.types)
-    in_city = selected & (cell >= 0)
-    in_period = in_city.copy()
-    since_day, until_day = _day_number(params.since), _day_number(params.until)
-    if since_day is not None:
-        in_period &= dated & (days >= since_day)
-    if until_day is not None:
-        in_period &= dated & (days <= until_day)
-    counts = np.bincount(cell[in_period], minlength=n_cells)
-
-    reference = params.reference or params.until
-    if reference is None:
-        newest = days[selected & dated]
-        if len(newest):
-            reference = _EPOCH + timedelta(days=int(newest.max()))
-    if reference is None:
-        reference = dt.date.today()
-    r0, r1, p0, p1 = _windows(reference)
-    in_dated_city = in_city & dated
-    in_recent = in_dated_city & (days >= r0) & (days <= r1)
-    in_previous = in_dated_city & (days >= p0) & (days <= p1)
-    recent = np.bincount(cell[in_recent], minlength=n_cells)
-    previous = np.bincount(cell[in_previous], minlength=n_cells)
+    counted = count_incidents(prepared, cell, n_cells, params)
+    counts, recent, previous, reference = (counted[k] for k in ("counts", "recent", "previous", "reference"))
 
     # -- Gi* on density (cells differ in area once cropped), on the cells at least a quarter inside the city
     area_km2 = shapely.area(grid.polygons) / 1e6
@@ -672,6 +807,7 @@ def compute_priority(incidents, *, boundary, cables=None, stations=None, key_sit
     parts = score_parts(hot_share, trend, risk, stake)
 
     centre_ll = grid.lonlat_centroids()
+    # the columns in their final order (reordering a finished frame copies every column)
     cells = gpd.GeoDataFrame(
         {
             "area_id": grid.area_id.astype(str),
@@ -694,32 +830,28 @@ def compute_priority(incidents, *, boundary, cables=None, stations=None, key_sit
             "critical_stations": critical_count.astype(np.int64),
             "trunk_km": np.round(trunk_km, 3),
             **parts,
+            "rank": rank_rows(parts["score"], counts, grid.area_id, area_order=grid.area_order()),
+            "priority_class": priority_class(parts["score"]).astype(str),
+            "centroid_lon": np.round(centre_ll[:, 0], 7),
+            "centroid_lat": np.round(centre_ll[:, 1], 7),
         },
         geometry=grid.lonlat_polygons(),
         crs="EPSG:4326",
     )
-    cells["rank"] = rank_rows(cells["score"].to_numpy(), counts, grid.area_id)
-    cells["priority_class"] = priority_class(cells["score"].to_numpy()).astype(str)
-    cells["centroid_lon"] = np.round(centre_ll[:, 0], 7)
-    cells["centroid_lat"] = np.round(centre_ll[:, 1], 7)
-    cells = cells[[c for c in cells.columns if c != "geometry"] + ["geometry"]]
 
     # -- units -------------------------------------------------------------------------------------------
     unit_frame = None
     if units is not None and len(units):
         unit_frame = _unit_table(
-            units, grid=grid, gi=gi, prepared=prepared, cell=cell, in_period=in_period, in_recent=in_recent,
-            in_previous=in_previous, hot_share_cells=hot_share, total=total, cable_km_total=cable_km.sum(),
+            units, grid=grid, gi=gi, prepared=prepared, cell=cell, masks=counted["masks"](),
+            hot_share_cells=hot_share, total=total, cable_km_total=cable_km.sum(),
             stations_total=station_count.sum(), cable_geoms=infra["cable_geoms"], trunk_mask=infra["trunk_mask"],
             st_x=infra["station_x"], st_y=infra["station_y"], critical_mask=infra["critical_mask"],
             site_geoms=infra["site_geoms"])
 
     counts_info = {
         "incidents_input": int(n_input),
-        "incidents_filtered": int(selected.sum()),
-        "incidents_without_position": int((selected & ~finite).sum()),
-        "incidents_outside_city": int((selected & finite & ~in_city).sum()),
-        "incidents_outside_period": int((in_city & ~in_period).sum()),
+        **counted["info"],
         "incidents_used": int(counts.sum()),
         "incidents_recent": int(recent.sum()),
         "incidents_previous": int(previous.sum()),
@@ -846,7 +978,7 @@ def hot_and_cold_spots(counts, area_km2, grid, params: PriorityParams):
         confidence=spread(gi.confidence, 0, np.int64), permutations=gi.permutations, seed=gi.seed)
 
 
-def _unit_table(units, *, grid, gi, prepared, cell, in_period, in_recent, in_previous, hot_share_cells, total,
+def _unit_table(units, *, grid, gi, prepared, cell, masks, hot_share_cells, total,
                 cable_km_total, stations_total, cable_geoms, trunk_mask, st_x, st_y, critical_mask, site_geoms):
     """Per administrative unit: the same components, the hot-spot part from the unit's incidents in hot cells."""
     import geopandas as gpd
@@ -871,6 +1003,7 @@ def _unit_table(units, *, grid, gi, prepared, cell, in_period, in_recent, in_pre
 
     # every located incident (the filters are masks below), kept with the prepared incidents per unit layer
     unit_of = prepared.units_of(grid, cell, _fingerprint(units, []), locate_units)
+    in_period, in_recent, in_previous = masks
     ok = unit_of >= 0  # (in_period, in_recent, in_previous imply a cell, so unit_of is known for them)
     sel = ok & in_period
     sel_unit, sel_cell = unit_of[sel], cell[sel]
