@@ -112,6 +112,7 @@ STRINGS = {
     "audit_bad_action": {"vi": "Hành động không hợp lệ: “{value}”.", "en": "Not an action: “{value}”."},
     # the planners' page: priority areas and hot spots (/priority, webmap/views/priority.py; staff only)
     "priority_link": {"vi": "Khu vực ưu tiên", "en": "Priority areas"},
+    "reports_link": {"vi": "Báo cáo sự cố", "en": "Reports"},
     "priority_title": {"vi": "Khu vực ưu tiên tuần tra, kiểm tra", "en": "Priority areas for patrols and inspections"},
     "priority_warming": {"vi": "Đang chuẩn bị phân tích… (lần đầu sau khi khởi động máy chủ, khoảng nửa phút)",
                          "en": "Preparing the analysis… (once after the server starts, about half a minute)"},
