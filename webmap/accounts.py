@@ -21,7 +21,6 @@ Initial and reset passwords are generated here, shown once by the CLI, and must 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from datetime import datetime, timezone
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webmap.errors import BadInput, NotFound
+from webmap.sqlite_util import create_owner_only, create_schema, immediate_transaction
 
 ACCOUNTS_FILE = "accounts.sqlite"
 SCHEMA_VERSION = 1
@@ -287,44 +287,19 @@ class AccountStore:
         with self._schema_lock:
             if self._schema_ready:
                 return
-            folder = os.path.dirname(self.path)
-            if folder:
-                os.makedirs(folder, exist_ok=True)
-            if not os.path.exists(self.path):  # password hashes: readable by the owner only
-                with contextlib.suppress(FileExistsError):
-                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            create_owner_only(self.path)  # password hashes
             con = self._connect()
             try:
                 con.execute("PRAGMA journal_mode = WAL")
-                con.execute("BEGIN IMMEDIATE")
-                try:
-                    version = con.execute("PRAGMA user_version").fetchone()[0]
-                    if version > SCHEMA_VERSION:
-                        raise BadInput(f"{self.path} was made by a newer webmap (schema {version}); upgrade webmap")
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            con.execute(statement)
-                    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    con.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        con.execute("ROLLBACK")
-                    raise
+                with immediate_transaction(con):
+                    create_schema(con, _SCHEMA, SCHEMA_VERSION, self.path)
             finally:
                 con.close()
             self._schema_ready = True
 
-    @contextlib.contextmanager
     def _transaction(self):
         """BEGIN IMMEDIATE takes the write lock at once, so a check and the write it decides are atomic."""
-        con = self._con()
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+        return immediate_transaction(self._con())
 
     def close(self):
         con = getattr(self._local, "con", None)

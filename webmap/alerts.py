@@ -26,7 +26,6 @@ incidents is one ``STRtree.query(predicate="dwithin")`` per tree.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
@@ -37,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from webmap.errors import BadInput, NotFound
+from webmap.sqlite_util import create_owner_only, create_schema, immediate_transaction, set_wal
 
 FILENAME = "alerts.sqlite"
 SCHEMA_VERSION = 1
@@ -122,20 +122,10 @@ class AlertStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list = []
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        if not os.path.exists(self.path):  # incident places and organisations' channels: owner only
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        con = self.connection()
-        _set_wal(con)
+        create_owner_only(self.path)  # incident places and organisations' channels
+        set_wal(self.connection())
         with self.transaction() as con:
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise BadInput(f"{self.path} was made by a newer webmap (schema {version}); upgrade webmap")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    con.execute(statement)
-            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            create_schema(con, _SCHEMA, SCHEMA_VERSION, self.path)
 
     def connection(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -149,16 +139,9 @@ class AlertStore:
                 self._all.append(con)
         return con
 
-    @contextlib.contextmanager
     def transaction(self):
-        con = self.connection()
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+        """``with store.transaction() as con:`` this thread's connection inside BEGIN IMMEDIATE ... COMMIT."""
+        return immediate_transaction(self.connection())
 
     def close(self):
         with self._lock:
@@ -166,21 +149,6 @@ class AlertStore:
                 con.close()
             self._all.clear()
         self._local = threading.local()
-
-
-def _set_wal(con, tries=1500):
-    """WAL once per file; SQLite answers "locked" without waiting while another process creates it."""
-    import time
-
-    for _ in range(tries):
-        try:
-            con.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
-            time.sleep(0.02)
-    con.execute("PRAGMA journal_mode = WAL")
 
 
 _STORE_LOCK = threading.Lock()

@@ -57,11 +57,11 @@ import os
 import re
 import sqlite3
 import threading
-import time
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from webmap.errors import BadInput, StoreError, WebmapError
+from webmap.sqlite_util import immediate_transaction, set_wal
 
 FILENAME = "audit.sqlite"
 GENESIS_HASH = "0" * 64
@@ -252,7 +252,7 @@ class AuditLog:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         con = self._connection()
         try:
-            self._set_wal(con)
+            set_wal(con)
             # in one write transaction, so processes opening a new file at once do not race;
             # IF NOT EXISTS also restores triggers that were dropped (the chain shows what was done meanwhile)
             con.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
@@ -261,21 +261,6 @@ class AuditLog:
             raise StoreError(f"cannot open the audit log {self.path}: {exc}") from None
 
     # -- connections ----------------------------------------------------------------------------
-    @staticmethod
-    def _set_wal(con, wait_s=30.0):
-        """Switch a (new) file to WAL. SQLite answers "database is locked" at once, without its busy
-        timeout, when another process is switching or creating the same file (18 times in 600 openings
-        of a new file by 3 processes at once here), so this one statement is retried."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                con.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
     def _connection(self) -> sqlite3.Connection:
         """One connection per thread, in autocommit mode: transactions are begun explicitly."""
         con = getattr(self._local, "con", None)
@@ -314,20 +299,14 @@ class AuditLog:
         detail_text = _DETAIL.encode(detail)  # TypeError/ValueError for what JSON cannot hold
         target, source = str(target or ""), str(source or "")
         con = self._connection()
-        with self._lock:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                last = con.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-                seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-                at = _iso(datetime.now(timezone.utc))
-                digest = entry_hash(seq, at, actor, action, target, detail_text, source, prev_hash)
-                con.execute("INSERT INTO entries (seq, at, actor, action, target, detail, source, prev_hash, hash)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (seq, at, actor, action, target, detail_text, source, prev_hash, digest))
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._lock, immediate_transaction(con):
+            last = con.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+            at = _iso(datetime.now(timezone.utc))
+            digest = entry_hash(seq, at, actor, action, target, detail_text, source, prev_hash)
+            con.execute("INSERT INTO entries (seq, at, actor, action, target, detail, source, prev_hash, hash)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (seq, at, actor, action, target, detail_text, source, prev_hash, digest))
         return seq
 
     # -- reading --------------------------------------------------------------------------------

@@ -44,6 +44,16 @@ def defuse_formula(value):
     return value
 
 
+def defused(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with every text cell passed through :func:`defuse_formula`: what every CSV and
+    spreadsheet webmap writes (layers, exposure, priority) does, so no cell from a file runs as a formula."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(defuse_formula)
+    return out
+
+
 def write_csv(gdf: gpd.GeoDataFrame, path: str):
     frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
     geoms = gdf.geometry
@@ -52,10 +62,7 @@ def write_csv(gdf: gpd.GeoDataFrame, path: str):
         frame["lat"] = geoms.y.round(7)
     else:
         frame["wkt"] = geoms.to_wkt(rounding_precision=7)
-    for column in frame.columns:
-        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
-            frame[column] = frame[column].map(defuse_formula)
-    frame.to_csv(path, index=False, encoding="utf-8-sig")  # the BOM makes Excel read UTF-8
+    defused(frame).to_csv(path, index=False, encoding="utf-8-sig")  # the BOM makes Excel read UTF-8
 
 
 def write_zipped_shapefile(gdf: gpd.GeoDataFrame, path: str, kind: str):

@@ -32,6 +32,7 @@ from webmap.access import Principal, read_visible
 from webmap.analysis.exposure import (BUFFER_M, CLASSES, MAX_BUFFER_M, PRIORITY_CLASSES, ExposureParams,
                                       ExposureResult, compute_exposure)
 from webmap.errors import BadInput, NotFound
+from webmap.export import defused
 
 __all__ = ["ExposureRequest", "enterprise_codes", "run_exposure", "feature_collection", "write_output",
            "FORMATS", "priority_areas"]
@@ -344,16 +345,6 @@ def comparison_table(result: ExposureResult, names: dict) -> pd.DataFrame:
     return table
 
 
-def _defused(frame: pd.DataFrame) -> pd.DataFrame:
-    from webmap.export import defuse_formula
-
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(defuse_formula)
-    return out
-
-
 def write_output(result: ExposureResult, path: str, fmt: str, *, org: str | None, names: dict,
                  priority_state: str) -> int:
     """Write ``result`` to ``path`` (csv, xlsx or geojson), whole or not at all; returns the rows written.
@@ -370,7 +361,7 @@ def write_output(result: ExposureResult, path: str, fmt: str, *, org: str | None
             table = asset_table(result) if org else comparison_table(result, names)
             for name, value in _parameter_columns(result).items():
                 table[name] = value
-            _defused(table).to_csv(tmp, index=False, encoding="utf-8-sig")
+            defused(table).to_csv(tmp, index=False, encoding="utf-8-sig")
             rows = len(table)
         elif fmt == "xlsx":
             rows = _write_xlsx(result, tmp, org=org, names=names, priority_state=priority_state)
@@ -415,7 +406,7 @@ def _write_xlsx(result: ExposureResult, path: str, *, org, names, priority_state
     }
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         for name, frame in sheets.items():
-            frame = _defused(frame)
+            frame = defused(frame)
             if "value" in frame.columns:  # key/value sheets: lists and dicts as text
                 frame["value"] = frame["value"].map(_cell)
             frame.to_excel(writer, sheet_name=name, index=False)

@@ -260,19 +260,11 @@ def _write_gpkg(result, path):
 
 # -- CSV -------------------------------------------------------------------------------------------------
 
-def _defused(frame: pd.DataFrame) -> pd.DataFrame:
-    from webmap.export import defuse_formula
-
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(defuse_formula)
-    return out
-
-
 def _write_csv(table, path):
+    from webmap.export import defused
+
     frame = pd.DataFrame(table[_ordered(table)])
-    _defused(frame).to_csv(path, index=False, encoding="utf-8-sig")  # the BOM makes Excel read UTF-8
+    defused(frame).to_csv(path, index=False, encoding="utf-8-sig")  # the BOM makes Excel read UTF-8
 
 
 # -- XLSX ------------------------------------------------------------------------------------------------

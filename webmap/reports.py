@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from webmap.errors import BadInput, NotFound
+from webmap.sqlite_util import immediate_transaction
 
 REPORTS_FILE = "reports.sqlite"
 KIND = "incidents"
@@ -444,8 +445,7 @@ def submit_report(app_or_store, principal, data: dict, *, source: str = "", now=
     created = datetime.now(LOCAL_TZ)
     con = _connect(target.path)
     try:
-        con.execute("BEGIN IMMEDIATE")  # one report at a time: numbers are allocated and used in order
-        try:
+        with immediate_transaction(con):  # one report at a time: numbers are allocated and used in order
             year = created.year
             number = con.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM reports WHERE year = ?", (year,)).fetchone()[0]
             incident_id = f"R-{year}-{number:06d}"
@@ -466,10 +466,6 @@ def submit_report(app_or_store, principal, data: dict, *, source: str = "", now=
                 target.store.append_features(KIND, frame, provenance)
             except NotFound:  # no incidents layer yet: the first report starts it
                 target.store.replace_layer(KIND, frame, provenance)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
     finally:
         con.close()
     _after(target, principal, "report_submitted", incident_id, details, source)
@@ -483,8 +479,7 @@ def _decide(app_or_store, principal, incident_id, status, action, details, sourc
     target = _target(app_or_store)
     con = _connect(target.path)
     try:
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(con):
             row = con.execute("SELECT status FROM reports WHERE incident_id = ?", (str(incident_id),)).fetchone()
             if row is None:
                 raise NotFound(f"no report {incident_id}")
@@ -501,10 +496,6 @@ def _decide(app_or_store, principal, incident_id, status, action, details, sourc
             except NotFound:
                 raise BadInput(f"{incident_id} is no longer in the incidents layer (an import replaced the layer "
                                "without it): import it again before deciding on it") from None
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
     finally:
         con.close()
     _after(target, principal, f"report_{action}", incident_id, details, source)

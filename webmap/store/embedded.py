@@ -43,6 +43,7 @@ import threading
 from datetime import datetime, timezone
 
 from webmap.errors import BadInput, NotFound, StoreError
+from webmap.sqlite_util import immediate_transaction
 from webmap.store.base import FeatureQuery, LayerVersion, Store
 
 KEEP_VERSIONS = 3
@@ -316,17 +317,7 @@ class EmbeddedStore(Store):
                 con = self._writer()
                 try:
                     with con:  # one transaction: the pointer moves, or nothing happens
-                        con.execute(
-                            "INSERT INTO webmap_versions (kind, version, table_name, created_at, source_name, sha256,"
-                            " crs, feature_count, bbox, report, active) VALUES (:kind, :version, :table_name,"
-                            " :created_at, :source_name, :sha256, :crs, :feature_count, :bbox, :report, 0)",
-                            record,
-                        )
-                        self._before_activate(kind, version)
-                        con.execute("UPDATE webmap_versions SET active = 0 WHERE kind = ?", (kind,))
-                        con.execute(
-                            "UPDATE webmap_versions SET active = 1 WHERE kind = ? AND version = ?", (kind, version)
-                        )
+                        self._insert_active(con, kind, version, record)
                 finally:
                     con.close()
             except BaseException:
@@ -338,6 +329,19 @@ class EmbeddedStore(Store):
 
     def _before_activate(self, kind, version):
         """Hook called inside the activation transaction (tests inject failures here)."""
+
+    def _insert_active(self, con, kind, version, record):
+        """Insert the version's row and make it the one active version of ``kind``, inside the caller's
+        transaction (a replace and an edit both move the pointer this way: all of it, or nothing)."""
+        con.execute(
+            "INSERT INTO webmap_versions (kind, version, table_name, created_at, source_name, sha256,"
+            " crs, feature_count, bbox, report, active) VALUES (:kind, :version, :table_name,"
+            " :created_at, :source_name, :sha256, :crs, :feature_count, :bbox, :report, 0)",
+            record,
+        )
+        self._before_activate(kind, version)
+        con.execute("UPDATE webmap_versions SET active = 0 WHERE kind = ?", (kind,))
+        con.execute("UPDATE webmap_versions SET active = 1 WHERE kind = ? AND version = ?", (kind, version))
 
     def _write_table(self, path, table, gdf, progress):
         import pyogrio
@@ -518,25 +522,12 @@ class EmbeddedStore(Store):
         con = self._writer()
         try:
             con.isolation_level = None
-            con.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate_transaction(con):
                 active = con.execute("SELECT version FROM webmap_versions WHERE kind = ? AND active = 1", (kind,)).fetchone()
                 taken = con.execute("SELECT 1 FROM webmap_versions WHERE kind = ? AND version = ?", (kind, version)).fetchone()
                 if taken or active is None or active[0] != expected_active:
                     raise _Conflict()
-                con.execute(
-                    "INSERT INTO webmap_versions (kind, version, table_name, created_at, source_name, sha256,"
-                    " crs, feature_count, bbox, report, active) VALUES (:kind, :version, :table_name,"
-                    " :created_at, :source_name, :sha256, :crs, :feature_count, :bbox, :report, 0)",
-                    record,
-                )
-                self._before_activate(kind, version)
-                con.execute("UPDATE webmap_versions SET active = 0 WHERE kind = ?", (kind,))
-                con.execute("UPDATE webmap_versions SET active = 1 WHERE kind = ? AND version = ?", (kind, version))
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+                self._insert_active(con, kind, version, record)
         finally:
             con.close()
 
