@@ -87,6 +87,29 @@ def log_in(client, user):
         session["pwc"] = user.password_changed_at
 
 
+def app_in(folder):
+    """A TESTING app whose instance is ``folder/instance``, for module-scoped fixtures: they cannot use the
+    function-scoped ``instance`` fixture (monkeypatch), so WEBMAP_INSTANCE is set only while the app is made."""
+    os.environ["WEBMAP_INSTANCE"] = str(folder / "instance")
+    try:
+        return create_app({"TESTING": True})
+    finally:
+        del os.environ["WEBMAP_INSTANCE"]
+
+
+def clients_by_name(app, roles, suffix):
+    """``{name: test client}`` for ``roles`` = ``{name: (role, org_code)}``: each logged in as a new user
+    ``<name>.<suffix>`` of that role (the suffix keeps the users of different modules apart); "public" stays
+    a visitor."""
+    clients = {}
+    for name, (role, org) in roles.items():
+        client = app.test_client()
+        if role != "public":
+            log_in(client, make_account(app, f"{name}.{suffix}", role, org))
+        clients[name] = client
+    return clients
+
+
 @pytest.fixture
 def client_as(app):
     """``client_as(role, org)`` -> a test client logged in as a new user of that role."""

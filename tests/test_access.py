@@ -14,7 +14,7 @@ import pytest
 from shapely.geometry import Point, box
 
 import fixtures
-from conftest import log_in, make_account
+from conftest import app_in, clients_by_name
 from webmap.importer import import_layer
 
 # Extra features outside district 916, owned by MKN, and an incident next to them only.
@@ -116,27 +116,18 @@ ROUTES = {
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """One app and store for the whole matrix, with a logged-in client per role."""
-    import os
-
-    from webmap.app import create_app
-
     folder = tmp_path_factory.mktemp("access")
-    os.environ["WEBMAP_INSTANCE"] = str(folder / "instance")
-    try:
-        app = create_app({"TESTING": True})
-    finally:
-        del os.environ["WEBMAP_INSTANCE"]
-    store = app.extensions["webmap_store"]
+    app = app_in(folder)
+    frames = import_dataset(app, folder)
+    return app, frames, clients_by_name(app, ACCOUNTS, "user")
+
+
+def import_dataset(app, folder):
+    """Write the matrix's layers (``dataset``) into ``folder`` and import them into the app's store."""
     frames, paths = dataset(folder)
     for kind, path in paths.items():
-        import_layer(store, path, kind)
-    clients = {}
-    for name, (role, org) in ACCOUNTS.items():
-        client = app.test_client()
-        if role != "public":
-            log_in(client, make_account(app, f"{name}.user", role, org))
-        clients[name] = client
-    return app, frames, clients
+        import_layer(app.extensions["webmap_store"], path, kind)
+    return frames
 
 
 def hidden_words(frames, name, kind=None):
@@ -369,28 +360,13 @@ SHARE_REPORTS = {
 @pytest.fixture(scope="module")
 def sharing_world(tmp_path_factory):
     """A world of its own (the matrix's stays as EXPECTED says), with one report by MKN, VTSH and the police."""
-    import os
-
     from webmap import reports
     from webmap.access import Principal
-    from webmap.app import create_app
 
     folder = tmp_path_factory.mktemp("sharing")
-    os.environ["WEBMAP_INSTANCE"] = str(folder / "instance")
-    try:
-        app = create_app({"TESTING": True})
-    finally:
-        del os.environ["WEBMAP_INSTANCE"]
-    store = app.extensions["webmap_store"]
-    frames, paths = dataset(folder)
-    for kind, path in paths.items():
-        import_layer(store, path, kind)
-    clients, ids = {}, {}
-    for name, (role, org) in ACCOUNTS.items():
-        client = app.test_client()
-        if role != "public":
-            log_in(client, make_account(app, f"{name}.user", role, org))
-        clients[name] = client
+    app = app_in(folder)
+    frames = import_dataset(app, folder)
+    clients, ids = clients_by_name(app, ACCOUNTS, "user"), {}
     for name, data in SHARE_REPORTS.items():
         role, org = ACCOUNTS[name]
         ids[name] = reports.submit_report(app, Principal(f"{name}.user", role, org), dict(data))

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 from datetime import date, timedelta
 
@@ -42,7 +41,7 @@ from shapely.geometry import LineString, MultiLineString, Point, box
 
 import fixtures
 from browser_conftest import browser, server  # noqa: F401 - fixtures of the browser test, used by name
-from conftest import log_in, make_account
+from conftest import app_in, clients_by_name
 from webmap.analysis.chainage import chainage_of, place_at_chainage, route_length_m, to_lonlat
 from webmap.analysis.exposure import SEGMENT_M, compute_exposure, split_routes
 from webmap.crs import lonlat_to_metric
@@ -367,24 +366,14 @@ QUERY = f"until={R.isoformat()}"
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
-    from webmap.app import create_app
     from webmap.importer import import_layer
 
     folder = tmp_path_factory.mktemp("exposure-web")
-    os.environ["WEBMAP_INSTANCE"] = str(folder / "instance")
-    try:
-        app = create_app({"TESTING": True})
-    finally:
-        del os.environ["WEBMAP_INSTANCE"]
+    app = app_in(folder)
     store = app.extensions["webmap_store"]
     for kind, frame in (("cable_routes", cables()), ("stations", stations()), ("incidents", incidents())):
         import_layer(store, fixtures.write_geojson(frame, str(folder / f"{kind}.geojson")), kind)
-    clients = {}
-    for name, (role, org) in ROLES.items():
-        client = app.test_client()
-        if role != "public":
-            log_in(client, make_account(app, f"{name}.exp", role, org))
-        clients[name] = client
+    clients = clients_by_name(app, ROLES, "exp")
     yield app, clients
     store.close()
 

@@ -41,7 +41,7 @@ import shapely
 from shapely.geometry import Point, shape
 
 import fixtures
-from conftest import log_in, make_account
+from conftest import app_in, clients_by_name, log_in, make_account
 from webmap.importer import import_layer
 
 CENTRE = (105.7795, 10.0302)
@@ -101,15 +101,7 @@ def busy_rows(seed=7):
 
 def make_city(folder, incident_frame, clients=("admin", "police", "district", "vtsh", "public")):
     """An app (TESTING: no warm-up thread) on the fixture city with these incidents, a client per role."""
-    import os
-
-    from webmap.app import create_app
-
-    os.environ["WEBMAP_INSTANCE"] = str(folder / "instance")
-    try:
-        app = create_app({"TESTING": True})
-    finally:
-        del os.environ["WEBMAP_INSTANCE"]
+    app = app_in(folder)
     store = app.extensions["webmap_store"]
     frames = {"districts": fixtures.districts(), "cable_routes": fixtures.cable_routes(),
               "stations": fixtures.stations(), "key_sites": fixtures.key_sites(), "incidents": incident_frame}
@@ -117,14 +109,7 @@ def make_city(folder, incident_frame, clients=("admin", "police", "district", "v
         import_layer(store, fixtures.write_geojson(frame, str(folder / f"{kind}.geojson")), kind)
     roles = {"admin": ("admin", None), "police": ("police", "CA-CT"), "district": ("district", "916"),
              "vtsh": ("enterprise", "VTSH"), "public": ("public", None)}
-    made = {}
-    for name in clients:
-        role, org = roles[name]
-        client = app.test_client()
-        if role != "public":
-            log_in(client, make_account(app, f"{name}.planner", role, org))
-        made[name] = client
-    return app, frames, made
+    return app, frames, clients_by_name(app, {name: roles[name] for name in clients}, "planner")
 
 
 @pytest.fixture(scope="module")

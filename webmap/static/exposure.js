@@ -18,12 +18,8 @@
   const CLASSES = ['none', 'low', 'medium', 'high', 'very_high'];
   const WIDTHS = { none: 1.5, low: 3, medium: 3.5, high: 4.5, very_high: 5.5 };
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  // el, labelTable: static/common.js, shared with the other map pages
+  const { el, labelTable } = window.WebmapCommon;
 
   function number(value, decimals, lang) {
     if (value === null || value === undefined || Number.isNaN(Number(value))) return '–';
@@ -33,15 +29,7 @@
 
   function popup(rows) {
     const box = el('div', 'wm-exp-popup');
-    const table = el('table');
-    rows.forEach(([label, value]) => {
-      if (value === null || value === undefined || value === '') return;
-      const tr = el('tr');
-      tr.appendChild(el('th', null, label));
-      tr.appendChild(el('td', null, value));
-      table.appendChild(tr);
-    });
-    box.appendChild(table);
+    box.appendChild(labelTable(rows.filter(([, value]) => value !== null && value !== undefined && value !== '')));
     return box;
   }
 

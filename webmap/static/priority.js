@@ -39,33 +39,9 @@
   const fmtInt = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
 
   // ---------------------------------------------------------------------------------------------
-  // helpers
+  // helpers (el, debounce, format, query, labelTable: static/common.js, shared with the other map pages)
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function format(template, values) {
-    return String(template).replace(/\{(\w+)\}/g, (m, key) => (key in values ? values[key] : m));
-  }
-
-  function query(params) {
-    return Object.keys(params)
-      .filter((key) => params[key] !== undefined && params[key] !== null && params[key] !== '')
-      .map((key) => encodeURIComponent(key) + '=' + encodeURIComponent(params[key]).replace(/%2C/gi, ','))
-      .join('&');
-  }
-
-  function debounce(fn, ms) {
-    let timer = null;
-    return function () {
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => { timer = null; fn(); }, ms);
-    };
-  }
+  const { el, debounce, format, query, labelTable } = window.WebmapCommon;
 
   function number(value, formatter) {
     if (value === null || value === undefined || Number.isNaN(value)) return '–';
@@ -205,14 +181,7 @@
       [S.priority_trend, trendLabel(p.trend)],
       [S.priority_spot, spotLabel(p)],
     ];
-    const table = el('table');
-    rows.forEach(([label, value]) => {
-      const tr = el('tr');
-      tr.appendChild(el('th', null, label));
-      tr.appendChild(el('td', null, value));
-      table.appendChild(tr);
-    });
-    box.appendChild(table);
+    box.appendChild(labelTable(rows));
     return box;
   }
 

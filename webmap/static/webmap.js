@@ -35,14 +35,9 @@
   const LABEL_MIN_ZOOM = 9;
 
   // ---------------------------------------------------------------------------------------------
-  // small helpers
+  // small helpers (el, debounce, format, query: static/common.js, shared with the other map pages)
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const { el, debounce, format, query } = window.WebmapCommon;
 
   function svgEl(tag, attrs) {
     const node = document.createElementNS(SVG_NS, tag);
@@ -54,30 +49,6 @@
     return String(text).replace(/[&<>"']/g, (c) => ({
       '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
     }[c]));
-  }
-
-  function debounce(fn, ms) {
-    let timer = null;
-    const wrapped = function () {
-      const args = arguments;
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => { timer = null; fn.apply(null, args); }, ms);
-    };
-    wrapped.cancel = () => { if (timer) clearTimeout(timer); timer = null; };
-    wrapped.pending = () => timer !== null;
-    return wrapped;
-  }
-
-  function format(template, values) {
-    return String(template).replace(/\{(\w+)\}/g, (m, key) => (key in values ? values[key] : m));
-  }
-
-  // Query strings keep commas readable (bbox=W,S,E,N, type=a,b); everything else is encoded.
-  function query(params) {
-    return Object.keys(params)
-      .filter((key) => params[key] !== undefined && params[key] !== null && params[key] !== '')
-      .map((key) => encodeURIComponent(key) + '=' + encodeURIComponent(params[key]).replace(/%2C/gi, ','))
-      .join('&');
   }
 
   async function fetchJSON(url, signal) {

@@ -18,6 +18,7 @@ def _assets() -> dict:
         "js": [
             ("leaflet", url_for("vendor.asset", package="leaflet", filename="leaflet.js")),
             ("markercluster", url_for("vendor.asset", package="markercluster", filename="leaflet.markercluster.js")),
+            ("webmap_common", url_for("static", filename="common.js")),
             ("webmap", url_for("static", filename="webmap.js")),
         ],
         "css": [
