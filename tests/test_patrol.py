@@ -528,3 +528,52 @@ def test_view_while_the_analysis_warms_up(app, loaded, client_as, monkeypatch):
         fh.write(response.data)
         fh.flush()
         assert "Lớp vùng ưu tiên đang được chuẩn bị" in " ".join(pdf_text(fh.name).split())
+
+
+# -- the analysis a print asks: the planners' page's filters ------------------------------------------------
+def test_requests_carry_the_analysis_of_the_page():
+    from webmap.patrol import parse_request
+
+    request = parse_request({"area": "S250-0007", "types": "sabotage,cable_theft", "status": "verified",
+                             "since": "2026-01-01", "until": "2026-03-31"})
+    params = request.analysis
+    assert (params.shape, params.cell_m) == ("square", 250.0)  # the grid comes from the cell id
+    assert params.types == ("cable_theft", "sabotage") and params.statuses == ("verified",)
+    assert (params.since.isoformat(), params.until.isoformat()) == ("2026-01-01", "2026-03-31")
+    assert parse_request({"top": "3", "cell_m": "1000", "shape": "square"}).analysis.cell_m == 1000.0
+    assert parse_request({"district": "916"}).analysis.types is None
+    for values, fragment in (({"area": "H500-0001", "cell_m": "250"}, "grid"), ({"top": "2", "types": "x"}, "types"),
+                             ({"top": "2", "until": "2026-02-30"}, "until"), ({"top": "2", "cell_m": "9"}, "cell_m")):
+        with pytest.raises(BadInput, match=fragment):
+            parse_request(values)
+
+
+def test_cli_prints_the_filtered_analysis_and_audits_it(app, loaded, warm_esda, tmp_path, capsys):
+    """The fixture's district U-916 holds 3 incidents: one cable theft, one sabotage, one fee fraud (2026-03-10,
+    2026-02-11, 2025-03-01). `--types cable_theft` prints 1, `--since 2026-01-01` prints 2. In process:
+    one Gi* compile per session."""
+    from webmap import audit
+    from webmap.cli import main
+
+    def run(*args):
+        out = str(tmp_path / "u.pdf")
+        with pytest.raises(SystemExit) as exit_:
+            main(["patrol-map", "--area", "U-916", *args, "-o", out])
+        assert exit_.value.code == 0, capsys.readouterr().err
+        return " ".join(pdf_text(out).split())
+
+    assert "3 vụ" in run()
+    text = run("--types", "cable_theft")
+    assert "1 vụ" in text and "3 vụ" not in text and "loại: Trộm cắp cáp" in text
+    text = run("--since", "2026-01-01", "--status", "verified,reported")
+    assert "2 vụ" in text and "từ 01/01/2026" in text
+    entry = audit.for_app(app).entries(action="print", limit=1)[0]
+    assert entry.detail["priority"] == {"since": "2026-01-01", "status": ["reported", "verified"], "cell_m": 500.0,
+                                        "shape": "hex"}
+    read = audit.for_app(app).entries(action="read_key_sites", limit=1)[0]
+    assert read.source == "cli" and read.detail["stake"] >= 1 and read.detail["priority"]["since"] == "2026-01-01"
+    for args, word in ((["--types", "theft"], "types"), (["--cell-m", "1"], "cell_m"), (["--since", "2026-13-01"], "--since")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["patrol-map", "--area", "U-916", *args, "-o", str(tmp_path / "bad.pdf")])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and word in err, err

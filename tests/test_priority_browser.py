@@ -93,7 +93,9 @@ def test_priority_page_for_planners(session):
     assert trends <= {"Mới nổi", "Kéo dài", "Giảm dần", "–"} and trends - {"–"}
     href = first.locator("a.wm-print").get_attribute("href")
     assert urlsplit(href).path == "/print/patrol.pdf"
-    assert parse_qs(urlsplit(href).query) == {"area": [top["id"]], "paper": ["A4"]}
+    # the print asks the analysis the table shows: its grid (and, below, its filters)
+    assert parse_qs(urlsplit(href).query) == {"area": [top["id"]], "paper": ["A4"], "cell_m": ["500"],
+                                              "shape": ["hex"]}
     exports = page.eval_on_selector_all(".wm-priority-export", "els => els.map(e => e.getAttribute('href'))")
     assert [urlsplit(u).path for u in exports] == ["/priority/export.geojson", "/priority/export.gpkg",
                                                    "/priority/export.csv", "/priority/export.xlsx"]
@@ -135,6 +137,8 @@ def test_priority_page_for_planners(session):
     assert "types=cable_theft" in page.url
     assert all("types=cable_theft" in u for u in
                page.eval_on_selector_all(".wm-priority-export", "els => els.map(e => e.getAttribute('href'))"))
+    printed = parse_qs(urlsplit(page.locator("#wm-priority-rows tr a.wm-print").first.get_attribute("href")).query)
+    assert printed["types"] == ["cable_theft"] and printed["cell_m"] == ["500"] and printed["shape"] == ["hex"]
     assert session.errors == []
 
 

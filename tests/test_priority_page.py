@@ -527,3 +527,123 @@ def test_concurrent_analyses_run_one_at_a_time(busy_city, monkeypatch):
         thread.join(120)
     assert answers == {i: (200, 120) for i in range(len(questions))}
     assert most[0] == 1
+
+
+# -- prints from the page: the same analysis; reads of key sites audited ------------------------------------
+
+def _pdf_text(data: bytes) -> str:
+    """The PDF's text on one line (pdftotext), words separated by single spaces."""
+    import subprocess
+
+    text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True).stdout
+    return " ".join(text.decode().split())
+
+
+def _print(client, **params):
+    response = client.get("/print/patrol.pdf", query_string={"paper": "A4", **params})
+    assert response.status_code == 200, response.data[:300]
+    return _pdf_text(response.data)
+
+
+def _score(value):
+    return f"điểm {value:.1f}".replace(".", ",")
+
+
+def test_a_print_asks_the_analysis_of_the_page(city):
+    """The district's unit U-916 counts 13 incidents by default, 6 cable thefts, 4 verified (table above):
+    a print from a filtered view says the filtered count and score, states the filters, and is audited."""
+    from webmap import audit
+
+    app, _, clients = city
+    police = clients["police"]
+    plain = _print(police, area="U-916")
+    assert "13 vụ" in plain and "6 vụ" not in plain
+    assert "Bộ lọc sự cố (filters): mọi loại; mọi trạng thái trừ bị bác bỏ; mọi thời gian" in plain
+    theft = _print(police, area="U-916", types="cable_theft")
+    assert "6 vụ" in theft and "13 vụ" not in theft
+    assert "Bộ lọc sự cố (filters): loại: Trộm cắp cáp; mọi trạng thái" in theft
+    verified = _print(police, area="U-916", status="verified", since="2025-01-01", until="2026-12-31")
+    assert "4 vụ" in verified and "từ 01/01/2025 đến 31/12/2026" in verified
+    # the scores printed are the page's, and differ between the two questions
+    scores = [get_areas(police, level="units")["features"][0]["properties"]["score"],
+              get_areas(police, level="units", types="cable_theft")["features"][0]["properties"]["score"]]
+    assert _score(scores[0]) in plain and _score(scores[1]) in theft
+
+    # a grid cell: the sabotage view's first area, printed with the page's link parameters
+    sabotage = get_areas(police, types="sabotage")
+    top = min(sabotage["features"], key=lambda f: f["properties"]["rank"])
+    everything = {f["id"]: f["properties"] for f in get_areas(police, all=1)["features"]}
+    assert everything[top["id"]]["incidents"] != top["properties"]["incidents"]  # 3 sabotages among more
+    text = _print(police, area=top["id"], types="sabotage", cell_m="500", shape="hex")
+    assert f"{top['properties']['incidents']} vụ" in text and _score(top["properties"]["score"]) in text
+    text = _print(police, area=top["id"])
+    assert f"{everything[top['id']]['incidents']} vụ" in text
+
+    log = audit.for_app(app)
+    entry = log.entries(action="print", limit=1)[0]
+    assert entry.target == top["id"] and entry.detail["priority"] == {"cell_m": 500.0, "shape": "hex"}
+    prints = [e for e in log.entries(action="print", limit=10) if e.detail.get("priority", {}).get("types")]
+    assert prints[0].detail["priority"]["types"] == ["sabotage"]
+    read = log.entries(action="read_key_sites", limit=1)[0]
+    assert read.target == top["id"] and read.detail["print"] is True and read.detail["stake"] >= 1
+
+
+@pytest.mark.parametrize("query, word", [
+    ("area=U-916&types=bogus", "types"), ("area=U-916&status=lost", "status"), ("area=U-916&since=2025-13-01", "since"),
+    ("area=U-916&since=2026-02-01&until=2026-01-01", "since"), ("area=U-916&cell_m=10", "cell_m"),
+    ("area=U-916&shape=circle", "shape"), ("area=H500-0001&cell_m=1000", "grid"), ("area=S500-0001&shape=hex", "grid"),
+])
+def test_bad_print_parameters_answer_400_one_line(city, query, word):
+    _, _, clients = city
+    response = clients["police"].get("/print/patrol.pdf?" + query)
+    assert response.status_code == 400
+    message = response.get_json()["error"] if response.is_json else response.data.decode()
+    assert word in message
+
+
+@pytest.mark.parametrize("name", ["district", "vtsh"])
+def test_filtered_prints_of_areas_stay_404_for_non_staff(city, name):
+    _, _, clients = city
+    for query in ("area=U-916&types=cable_theft", "top=3&since=2026-01-01&cell_m=1000"):
+        assert clients[name].get("/print/patrol.pdf?" + query).status_code == 404
+
+
+def test_reading_priority_answers_is_a_read_of_key_sites(city):
+    """Each answer (cached or not) and each export: one read_key_sites entry with the question; the 503 of
+    the warm-up reads nothing and writes nothing."""
+    from webmap import audit
+    from webmap.views import priority as view
+
+    app, frames, clients = city
+    log = audit.for_app(app)
+
+    def reads():
+        return [e for e in log.entries(action="read_key_sites", limit=500) if e.target.startswith("priority_")]
+
+    before = len(reads())
+    for _ in range(2):  # the second answer comes from the cache: still a read
+        answer = get_areas(clients["police"], types="fee_fraud", since="2025-01-01", all=1)
+    entries = reads()
+    assert len(entries) == before + 2
+    newest = entries[0]
+    assert newest.target == "priority_cells" and newest.actor.startswith("police.")
+    assert newest.detail["priority"] == {"types": ["fee_fraud"], "since": "2025-01-01", "cell_m": 500.0,
+                                         "shape": "hex", "level": "cells"}
+    # the key-site counts of the cells: the fixture's one key-site square lies across several cells
+    assert len(frames["key_sites"]) == 1
+    counted = sum(f["properties"]["key_sites"] for f in answer["features"])
+    assert newest.detail["features"] == counted >= 1
+    state = view.WARMUP.state
+    view.WARMUP.state = "running"
+    try:
+        for _ in range(3):
+            assert clients["police"].get("/api/priority?types=fee_fraud").status_code == 503
+    finally:
+        view.WARMUP.state = state
+    assert len(reads()) == before + 2
+    _download(clients["admin"], "csv", level="units")
+    entries = reads()
+    assert len(entries) == before + 3 and entries[0].target == "priority_units"
+    assert entries[0].detail["priority"]["level"] == "units"
+    assert clients["vtsh"].get("/api/priority").status_code == 404
+    assert len(reads()) == before + 3

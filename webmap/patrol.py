@@ -27,9 +27,10 @@ from webmap.access import read_visible
 from webmap.catalog import fold
 from webmap.crs import STORAGE_CRS, to_metric
 from webmap.errors import BadInput, NotFound
+from webmap.priority_query import describe_filters
 
-__all__ = ["PatrolRequest", "parse_request", "make_patrol_pdf", "PrintSummary", "audit_detail", "MAX_TOP",
-           "PRINT_LAYERS"]
+__all__ = ["PatrolRequest", "parse_request", "make_patrol_pdf", "PrintSummary", "audit_detail", "key_sites_read",
+           "MAX_TOP", "PRINT_LAYERS"]
 
 MAX_TOP = 30  # pages of an atlas at most (a planner's week, and a print that stays under a minute)
 MAX_AREAS = 30
@@ -38,8 +39,11 @@ MAX_BBOX_KM = 60.0  # a rectangle wider or taller than the city is a mistake
 PRINT_LAYERS = ("districts", "roads", "cable_routes", "stations", "key_sites", "incidents")
 _AREA_ID = re.compile(r"^([HS])(\d+(?:\.\d+)?)-\d+$")
 _UNIT_ID = re.compile(r"^U-[0-9A-Za-z_.-]{1,20}$")
+#: the analysis the priority areas come from: the planners' page's own parameters
+#: (:mod:`webmap.priority_query`), so a print says what the page said
+ANALYSIS_PARAMETERS = ("types", "status", "since", "until", "cell_m", "shape")
 PARAMETERS = ("area", "district", "bbox", "top", "paper", "orientation", "scale", "grid", "start",
-              "classification", "cells", "recent_days")
+              "classification", "cells", "recent_days", *ANALYSIS_PARAMETERS)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class PatrolRequest:
     classification: str | None = None
     cells: bool = True
     recent_days: int = 90
+    analysis: object = None  # PriorityParams of the priority areas; None: the defaults (grid from the area ids)
 
     @property
     def needs_priority(self) -> bool:
@@ -147,8 +152,27 @@ def parse_request(values: dict) -> PatrolRequest:
     recent = _text(values.get("recent_days")) or "90"
     if not recent.isdigit() or not 1 <= int(recent) <= 3660:
         raise BadInput(f"recent_days must be a whole number of days from 1 to 3660, got {recent[:20]!r}")
+    analysis = _analysis(values, area_ids)
     return PatrolRequest(area_ids, district, parsed_bbox, top_n, paper, orientation, scale, grid, start,
-                         classification, bool(cells), int(recent))
+                         classification, bool(cells), int(recent), analysis)
+
+
+def _analysis(values: dict, area_ids: tuple):
+    """The priority analysis to print from: the page's filters and grid, read as the page reads them.
+    A cell id names its grid (H500-0123: hexagons 500 m wide): an absent ``cell_m``/``shape`` is taken
+    from it, a different one is a mistake (the id would not be the same cell)."""
+    from webmap.priority_query import parse_filters
+
+    wanted = {k: _text(values.get(k)) for k in ANALYSIS_PARAMETERS}
+    grid = _priority_params(area_ids) if any(_AREA_ID.match(a) for a in area_ids) else None
+    if grid is not None:
+        wanted["cell_m"] = wanted["cell_m"] or f"{grid.cell_m:g}"
+        wanted["shape"] = wanted["shape"] or grid.shape
+    params = parse_filters(wanted)
+    if grid is not None and (params.cell_m, params.shape) != (grid.cell_m, grid.shape):
+        raise BadInput(f"area {area_ids[0]} is a cell of the {grid.shape} {grid.cell_m:g} m grid, "
+                       f"not of cell_m={params.cell_m:g} shape={params.shape}")
+    return params
 
 
 # -- what to print ----------------------------------------------------------------------------------------
@@ -259,6 +283,8 @@ class PrintSummary:
     key_sites: int = 0
     layers: list = field(default_factory=list)
     sha256: str = ""
+    priority: dict | None = None  # the analysis printed from (its filters and grid), None: no priority areas
+    stake_key_sites: int = 0  # key sites counted in the priority areas' stake (a read of key sites)
 
 
 def _method_note(method: dict | None) -> str:
@@ -305,13 +331,17 @@ def make_patrol_pdf(store, principal, catalog, context, request: PatrolRequest, 
             def priority(params):
                 return get_priority(store, params)
         try:
-            result = priority(_priority_params(request.area_ids))
+            result = priority(request.analysis if request.analysis is not None
+                              else _priority_params(request.area_ids))
         except BadInput as exc:
             if request.needs_priority:
                 raise
             # a district or rectangle still prints without the cells (no districts layer: no city, no grid)
             notes = (*notes, f"Không có lớp vùng ưu tiên (priority areas unavailable): {exc}")
     cells = result.cells if result is not None else None
+    if result is not None:
+        # the incidents counted in the scores printed: the same filters as the page they came from
+        notes = (describe_filters(request.analysis or _priority_params(request.area_ids), catalog), *notes)
 
     areas: list[_Area] = []
     if request.area_ids:
@@ -371,8 +401,16 @@ def make_patrol_pdf(store, principal, catalog, context, request: PatrolRequest, 
     with open(path, "rb") as fh:
         digest = hashlib.sha256(fh.read()).hexdigest()
     drawn = [kind for kind, gdf in sheet_layers.items() if gdf is not None and len(gdf)]
+    analysis = None
+    stake = 0
+    if result is not None:
+        from webmap.priority_query import query_echo
+
+        analysis = query_echo(request.analysis or _priority_params(request.area_ids))
+        if (result.method.get("layers") or {}).get("key_sites") and "key_sites" in result.cells:
+            stake = int(result.cells["key_sites"].sum())
     return PrintSummary(path, rendered.pages, rendered.scales, rendered.classification, area_rows,
-                        rendered.key_sites, drawn, digest)
+                        rendered.key_sites, drawn, digest, analysis, stake)
 
 
 def audit_detail(request: PatrolRequest, summary: PrintSummary, output: str | None = None) -> dict:
@@ -382,10 +420,24 @@ def audit_detail(request: PatrolRequest, summary: PrintSummary, output: str | No
         "scales": list(summary.scales), "grid": request.grid, "classification": summary.classification,
         "areas": summary.areas, "key_sites": summary.key_sites, "layers": summary.layers, "sha256": summary.sha256,
     }
+    if summary.priority is not None:
+        detail["priority"] = {k: v for k, v in summary.priority.items() if v is not None}
     if request.start:
         detail["start"] = request.start
     if output:
         detail["output"] = output
+    return detail
+
+
+def key_sites_read(summary: PrintSummary) -> dict | None:
+    """The ``detail`` of the one ``read_key_sites`` entry of a print, or None when it read none: key sites
+    drawn on the map, or counted in the stake of the priority areas printed (their scores)."""
+    if not summary.key_sites and not (summary.priority is not None and summary.stake_key_sites):
+        return None
+    detail = {"features": summary.key_sites, "print": True}
+    if summary.priority is not None:
+        detail["stake"] = summary.stake_key_sites
+        detail["priority"] = {k: v for k, v in summary.priority.items() if v is not None}
     return detail
 
 

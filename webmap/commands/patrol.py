@@ -2,7 +2,8 @@
 
 The command runs for the person at the terminal as staff (the police role: every layer, priority areas);
 each print is written to the audit log (action ``print``, actor ``cli:<os user>``) with the file's SHA-256,
-as ``webmap export`` records exports.
+as ``webmap export`` records exports. ``--types``, ``--status``, ``--since``, ``--until`` (as in
+``webmap priority``) and ``--cell-m``/``--shape`` choose the analysis the priority areas come from.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 
 import click
 
+from webmap.commands.priority import filter_options
 from webmap.errors import BadInput
 
 
@@ -34,20 +36,30 @@ def register(cli):
                   help="Draw the priority cells (computing them the first time takes a while).")
     @click.option("--recent-days", default=90, show_default=True, type=click.IntRange(1, 3660),
                   help="Incidents of this many days before the print are drawn.")
+    @filter_options
+    @click.option("--cell-m", type=float, default=None,
+                  help="Grid of the priority areas, metres (default: the area id's grid, else 500).")
+    @click.option("--shape", type=click.Choice(["hex", "square"]), default=None,
+                  help="Cell shape of the priority areas (default: the area id's, else hex).")
     @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PDF file to write.")
     def patrol_map_command(area, district, bbox, top, paper, orientation, scale, grid, start, classification,
-                           cells, recent_days, output):
+                           cells, recent_days, types, status, since, until, cell_m, shape, output):
         """Print a patrol map: the map at a true scale, checkpoints, the route and its length (PDF)."""
         from webmap import audit
         from webmap.access import AccessContext, Principal
         from webmap.app import create_app
         from webmap.catalog import load_catalog
-        from webmap.patrol import audit_detail, make_patrol_pdf, parse_request
+        from webmap.patrol import audit_detail, key_sites_read, make_patrol_pdf, parse_request
 
         request = parse_request({"area": area, "district": district, "bbox": bbox, "top": top, "paper": paper,
                                  "orientation": orientation, "scale": scale, "grid": grid, "start": start,
                                  "classification": classification, "cells": cells,
-                                 "recent_days": str(recent_days)})
+                                 "recent_days": str(recent_days),
+                                 # the analysis, as `webmap priority` and the planners' page ask it
+                                 "types": types, "status": status,
+                                 "since": since.date().isoformat() if since else None,
+                                 "until": until.date().isoformat() if until else None,
+                                 "cell_m": f"{cell_m:g}" if cell_m is not None else None, "shape": shape})
         folder = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(folder):
             raise BadInput(f"cannot write {output}: folder {folder} does not exist")
@@ -63,8 +75,9 @@ def register(cli):
             raise BadInput(f"cannot write {output}: {exc.strerror or exc}") from None
         log = audit.for_app(app)
         log.record(actor, "print", request.target, audit_detail(request, summary, os.path.abspath(output)), "cli")
-        if summary.key_sites:
-            log.record(actor, "read_key_sites", request.target, {"features": summary.key_sites, "print": True}, "cli")
+        read = key_sites_read(summary)
+        if read:
+            log.record(actor, "read_key_sites", request.target, read, "cli")
         scales = ", ".join(f"1:{s:,}" for s in summary.scales)
         click.echo(f"patrol map written to {output}: {summary.pages} page(s), scale {scales}, "
                    f"marked {summary.classification}")

@@ -18,14 +18,24 @@ def _codes(value):
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
 
+def filter_options(command):
+    """--types, --status, --since, --until: the incident filters, shared with ``webmap patrol-map``."""
+    options = [
+        click.option("--types", metavar="A,B", help="Incident types, comma-separated (default: all)."),
+        click.option("--status", metavar="A,B", help="Incident statuses, comma-separated (default: all but rejected)."),
+        click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+                     help="Incidents from this day on (local time)."),
+        click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+                     help="Up to and including this day; also the end of the 90-day trend window."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def register(cli):
     @cli.command("priority")
-    @click.option("--types", metavar="A,B", help="Incident types, comma-separated (default: all).")
-    @click.option("--status", metavar="A,B", help="Incident statuses, comma-separated (default: all but rejected).")
-    @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
-                  help="Incidents from this day on (local time).")
-    @click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
-                  help="Up to and including this day; also the end of the 90-day trend window.")
+    @filter_options
     @click.option("--cell-m", type=float, default=500.0, show_default=True,
                   help="Hexagon width or square side, metres (EPSG:5897).")
     @click.option("--shape", type=click.Choice(["hex", "square"]), default="hex", show_default=True)

@@ -140,6 +140,18 @@
     window.history.replaceState(null, '', window.location.pathname + (text ? '?' + text : '') + window.location.hash);
   }
 
+  // A print asks the analysis the table shows (the answer's own echo of its question, not the form,
+  // which may have changed since): the same filters and grid, so the printed scores are the page's.
+  function printParams(areaId) {
+    const asked = (App.data && App.data.metadata && App.data.metadata.query) || {};
+    const params = { area: areaId, paper: 'A4' };
+    ['types', 'status'].forEach((name) => { if (asked[name] && asked[name].length) params[name] = asked[name].join(','); });
+    ['since', 'until'].forEach((name) => { if (asked[name]) params[name] = asked[name]; });
+    if (asked.cell_m != null) params.cell_m = String(asked.cell_m);
+    if (asked.shape) params.shape = asked.shape;
+    return params;
+  }
+
   function updateExports(params) {
     document.querySelectorAll('.wm-priority-export').forEach((link) => {
       const text = query(params);
@@ -463,7 +475,7 @@
       tr.appendChild(el('td', 'wm-num', number(p.trunk_km, fmt2)));
       const printCell = el('td', 'wm-print-cell');
       const link = el('a', 'wm-print', S.priority_print_button);
-      link.href = config.api.print + '?' + query({ area: feature.id, paper: 'A4' });
+      link.href = config.api.print + '?' + query(printParams(feature.id));
       link.title = format(S.priority_print_title, { area: feature.id });
       link.target = '_blank';
       link.rel = 'noopener';

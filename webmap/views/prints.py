@@ -4,13 +4,16 @@ The query string takes the options of ``webmap patrol-map``: one of ``area`` (pr
 separated), ``district`` (name or GSO code), ``bbox`` (W,S,E,N) or ``top`` (N), and ``paper`` (A4, A3),
 ``orientation`` (portrait, landscape), ``scale`` (2000 to 50000; absent: fitted), ``grid`` (tm3, degrees),
 ``start`` (a station or key site id, or lon,lat), ``classification`` (the marking), ``cells`` (1/0: draw
-the priority cells), ``recent_days``. A wrong parameter answers 400 naming it.
+the priority cells), ``recent_days``; and the priority analysis the areas come from, as the planners' page asks it: ``types``,
+``status``, ``since``, ``until``, ``cell_m``, ``shape`` (read by :mod:`webmap.priority_query`, as the page's
+data is; a cell id's grid is taken from the id when ``cell_m``/``shape`` are absent). A wrong parameter
+answers 400 naming it.
 
 For signed-in users (a visitor is sent to the login page). Everything printed is what the user may see
 (:mod:`webmap.patrol` reads every layer through the access rules): an enterprise never gets key sites,
 another enterprise's assets or priority cells, and priority areas (``area``, ``top``) answer the same 404
 as an unknown area to anyone but staff. Every print is written to the audit log (``print``, and
-``read_key_sites`` when key sites are on it).
+``read_key_sites``, once, when key sites are on it or priority areas, whose stake counts key sites, are).
 
 While the priority analysis warms up after a start (see webmap/views/priority.py), a print of priority
 areas answers 503 with Retry-After; a district or rectangle is printed without the priority cells and says
@@ -56,7 +59,7 @@ def _not_ready():
 
 @bp.get("/patrol.pdf")
 def patrol_pdf():
-    from webmap.patrol import audit_detail, file_name, make_patrol_pdf, parse_request
+    from webmap.patrol import audit_detail, file_name, key_sites_read, make_patrol_pdf, parse_request
 
     user = g.get("user")
     if user is None:
@@ -87,9 +90,9 @@ def patrol_pdf():
         os.rmdir(folder)
     log = audit.for_app(current_app)
     log.record(user.username, "print", patrol.target, audit_detail(patrol, summary), audit.request_source())
-    if summary.key_sites:
-        log.record(user.username, "read_key_sites", patrol.target, {"features": summary.key_sites, "print": True},
-                   audit.request_source())
+    read = key_sites_read(summary)
+    if read:
+        log.record(user.username, "read_key_sites", patrol.target, read, audit.request_source())
     response = Response(body, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="{file_name(patrol)}"'
     response.headers["Cache-Control"] = "no-store"

@@ -52,15 +52,13 @@ from webmap import audit
 from webmap.catalog import load_catalog
 from webmap.errors import BadInput
 from webmap.i18n import LANGUAGES, current_language, strings
+from webmap.priority_query import CELL_M_MAX, CELL_M_MIN, SHAPES, choice, parse_filters, query_echo  # noqa: F401
 from webmap.views import guard
-from webmap.views.params import parse_day
 
 bp = Blueprint("priority", __name__)
 
 STAFF = ("admin", "police")
-SHAPES = ("hex", "square")
 LEVELS = ("cells", "units")
-CELL_M_MIN, CELL_M_MAX = 200, 5000
 CELL_SIZES_M = (250, 500, 1000, 2000)  # offered on the page; the API takes any size in the range
 PARAMS = {"types", "status", "since", "until", "cell_m", "shape", "level", "all", "lang", "_"}
 EXPORT_FORMATS = {
@@ -175,67 +173,29 @@ def _require_staff():
     return who
 
 
-def _codes(args, name: str, field) -> tuple | None:
-    text = (args.get(name) or "").strip()
-    if not text:
-        return None
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    unknown = [v for v in values if v not in field.allowed]
-    if unknown:
-        raise BadInput(f"{name}: unknown value(s) {', '.join(unknown)[:200]}; allowed: {', '.join(field.allowed)}")
-    return tuple(sorted(set(values)))
-
-
-def _cell_m(text: str | None) -> float:
-    if text is None or text.strip() == "":
-        return 500.0
-    try:
-        value = float(text)
-    except ValueError:
-        raise BadInput(f"cell_m must be a number of metres, got {text[:40]!r}") from None
-    if not math.isfinite(value) or not CELL_M_MIN <= value <= CELL_M_MAX:
-        raise BadInput(f"cell_m must be between {CELL_M_MIN} and {CELL_M_MAX} metres, got {text[:40]}")
-    return value
-
-
-def _choice(args, name: str, allowed: tuple) -> str:
-    value = (args.get(name) or allowed[0]).strip()
-    if value not in allowed:
-        raise BadInput(f"{name} must be one of {', '.join(allowed)}, got {value[:40]!r}")
-    return value
-
-
 def parse_query(args) -> tuple:
-    """``(PriorityParams, level, include_empty)`` from a query string; BadInput names what is wrong."""
-    from webmap.analysis.priority import PriorityParams
-
+    """``(PriorityParams, level, include_empty)`` from a query string; BadInput names what is wrong.
+    The filters and grid are read by :func:`webmap.priority_query.parse_filters`, as prints read them."""
     unknown = sorted(set(args) - PARAMS)
     if unknown:
         raise BadInput(f"unknown parameter(s): {', '.join(unknown)[:200]}; accepted: {', '.join(sorted(PARAMS - {'_'}))}")
-    incidents = load_catalog()["incidents"]
-    types = _codes(args, "types", incidents.get_field("type"))
-    statuses = _codes(args, "status", incidents.get_field("status"))
-    since = parse_day(args["since"], "since") if args.get("since") else None
-    until = parse_day(args["until"], "until") if args.get("until") else None
-    if since and until and since > until:
-        raise BadInput("since must be on or before until")
-    params = PriorityParams(types=types, statuses=statuses, since=since, until=until,
-                            cell_m=_cell_m(args.get("cell_m")), shape=_choice(args, "shape", SHAPES))
+    params = parse_filters(args)
     include_empty = (args.get("all") or "0") not in ("", "0")
-    return params, _choice(args, "level", LEVELS), include_empty
+    return params, choice(args, "level", LEVELS), include_empty
 
 
 def _query_echo(params, level) -> dict:
     """The filters as the page and the file names write them."""
-    return {
-        "types": list(params.types) if params.types else None,
-        "status": list(params.statuses) if params.statuses else None,
-        "since": params.since.isoformat() if params.since else None,
-        "until": params.until.isoformat() if params.until else None,
-        "cell_m": params.cell_m,
-        "shape": params.shape,
-        "level": level,
-    }
+    return {**query_echo(params), "level": level}
+
+
+def _record_key_sites(who, result_layers: dict, key_sites: int, what: str, query: dict):
+    """The key-site counts (stake) of an answer are a read of key sites: one audit entry per request."""
+    if result_layers.get("key_sites"):
+        audit.for_app(current_app).record(
+            who.username or "anonymous", "read_key_sites", what,
+            {"features": key_sites, "priority": {k: v for k, v in query.items() if v is not None}},
+            audit.request_source())
 
 
 # -- the answer -----------------------------------------------------------------------------------------
@@ -332,13 +292,21 @@ _ANSWERS_LOCK = threading.Lock()
 _ANSWERS_MAX = 16
 
 
-def _cached_body(key) -> str | None:
+def _cached_body(key) -> tuple | None:
     with _ANSWERS_LOCK:
         return _ANSWERS.get(key)
 
 
-def _answer_body(key, result, level: str, include_empty: bool, query: dict) -> str:
-    """Serialise an answer and keep it under ``key`` (parameters and the active layer versions)."""
+def _stake(result) -> tuple:
+    """(the analysis read key sites, how many it counted): what the audit entry of an answer says."""
+    layers = result.method.get("layers", {}) or {}
+    counted = int(result.cells["key_sites"].sum()) if "key_sites" in result.cells else 0
+    return {"key_sites": layers.get("key_sites")}, counted
+
+
+def _answer_body(key, result, level: str, include_empty: bool, query: dict) -> tuple:
+    """Serialise an answer and keep it under ``key`` (parameters and the active layer versions):
+    ``(body, stake)`` with the stake of :func:`_stake`, so a cached answer is audited like a fresh one."""
     areas = _areas(result, level)
     shown = areas if include_empty else areas[~_is_empty(areas)]
     if "rank" in shown:
@@ -352,28 +320,32 @@ def _answer_body(key, result, level: str, include_empty: bool, query: dict) -> s
         "incidents_total": int(areas["incidents"].sum()) if "incidents" in areas else None,
     }
     body = json.dumps(feature_collection(shown, result.method, metadata), ensure_ascii=False, separators=(",", ":"))
+    answer = (body, _stake(result))
     with _ANSWERS_LOCK:
         if len(_ANSWERS) >= _ANSWERS_MAX:
             _ANSWERS.clear()
-        _ANSWERS[key] = body
-    return body
+        _ANSWERS[key] = answer
+    return answer
 
 
 @bp.get("/api/priority")
 def api_priority():
-    _require_staff()
+    who = _require_staff()
     params, level, include_empty = parse_query(request.args)
     if WARMUP.busy:
-        return _not_ready()
+        return _not_ready()  # nothing read: not audited (the page asks again every few seconds)
     from webmap.app import get_store
     from webmap.priorities import layer_stamp
 
     # the same question on the same layer versions (number and SHA-256 of each): the same bytes, at once,
     # without queueing behind another analysis
     key = (params, level, include_empty, layer_stamp(get_store()))
-    body = _cached_body(key)
-    if body is None:
-        body = _answer_body(key, _compute(params), level, include_empty, _query_echo(params, level))
+    query = _query_echo(params, level)
+    answer = _cached_body(key)
+    if answer is None:
+        answer = _answer_body(key, _compute(params), level, include_empty, query)
+    body, (layers, key_sites) = answer
+    _record_key_sites(who, layers, key_sites, f"priority_{level}", query)
     response = Response(body, mimetype="application/geo+json")
     response.headers["Cache-Control"] = "private, no-store"  # key-site counts: not for shared caches
     return response
@@ -422,6 +394,8 @@ def export(fmt):
     audit.for_app(current_app).record(who.username, "export", f"priority_{level}", {
         "format": fmt, "file": name, "areas": int(len(areas)), "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data), **{k: v for k, v in query.items() if v is not None}}, audit.request_source())
+    layers, key_sites = _stake(result)
+    _record_key_sites(who, layers, key_sites, f"priority_{level}", query)
     response = Response(data, mimetype="application/zip" if name.endswith(".zip") else EXPORT_FORMATS[fmt])
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "private, no-store"
