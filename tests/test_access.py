@@ -280,8 +280,10 @@ def test_read_visible_gives_each_role_its_rows_only(world, name, kind):
 
 # -- alerts (webmap/alerts.py, webmap/views/alerts.py) --------------------------------------------------------
 ALERT_SITE_INCIDENT = "I-KEYSITE"  # inside K-001, and 78 m from VTSH's S-001 at C-001's east end
-ALERTED = {"vtsh": {"I-050", ALERT_SITE_INCIDENT}, "mkn": {"I-FAR"}, "police": {ALERT_SITE_INCIDENT},
-           "admin": {ALERT_SITE_INCIDENT}}
+# the duty officer (police; the admin sees police alerts) is told of every incident within ALERT_DISTANCE_M
+# (100 m) of any enterprise's asset, as the owner is, and of the one inside the key site
+ALERTED = {"vtsh": {"I-050", ALERT_SITE_INCIDENT}, "mkn": {"I-FAR"}, "police": {"I-050", "I-FAR", ALERT_SITE_INCIDENT},
+           "admin": {"I-050", "I-FAR", ALERT_SITE_INCIDENT}}
 
 
 def _alerts_made(app, frames):

@@ -71,7 +71,11 @@ def close_alerts(app):
 
 
 @pytest.fixture
-def city(app, tmp_path):
+def city(app, tmp_path, monkeypatch):
+    """The fixture city; the duty officer's alerts on assets are off here (the tests below count the
+    enterprises' alerts) and tested on their own in test_the_duty_officer_is_alerted_for_every_asset."""
+    monkeypatch.setenv("WEBMAP_ALERT_DUTY_ASSETS", "0")  # for the commands the tests run
+    app.config["ALERT_DUTY_ASSETS"] = False
     load_city(app, tmp_path)
     yield app
     close_alerts(app)
@@ -210,6 +214,25 @@ def test_rejected_incidents_and_an_enterprise_own_report_alert_nobody(city):
     assert all_alerts(city) == []
     notify(city, incidents(("OWN", *NORTH_50, {"reported_by_org": "VTSH"})), "verified")  # told when verified
     assert set(by_org(city)) == {("VTSH", "OWN")}
+
+
+def test_the_duty_officer_is_alerted_for_every_asset(city):
+    """With ALERT_DUTY_ASSETS (the default), tampering near any enterprise's work alerts its owner and the
+    police duty officer, once per incident, naming the nearest asset; in a key site's zone the police alert
+    names the key site instead."""
+    city.config["ALERT_DUTY_ASSETS"] = True
+    inside = (105.7805, 10.0305)  # inside K-001, about 78 m from VTSH's S-001
+    notify(city, incidents(("I-050", *NORTH_50), ("IN", *inside),
+                           ("I-2000", MID_LON, MID_LAT + 2000 * fixtures.METRE_LAT)))
+    found = by_org(city)
+    assert set(found) == {("VTSH", "I-050"), ("CA-CT", "I-050"), ("VTSH", "IN"), ("CA-CT", "IN")}
+    duty = found["CA-CT", "I-050"]
+    assert (duty.audience, duty.asset_kind, duty.asset_id) == ("police", "cable_routes", "C-001")
+    assert duty.distance_m == pytest.approx(found["VTSH", "I-050"].distance_m)
+    assert (found["CA-CT", "IN"].asset_kind, found["CA-CT", "IN"].asset_id) == ("key_sites", "K-001")
+    from webmap.alerts import alert_text
+
+    assert "C-001" in alert_text(duty, "vi") and "mục tiêu" not in alert_text(duty, "vi")
 
 
 def test_reports_of_another_enterprise_alert_only_when_it_shares_and_then_without_its_id(city):

@@ -7,7 +7,9 @@ For each incident passed to :func:`notify_incidents`:
   organisation's own (``webmap alerts configure ORG --distance-m``), never more than
   ``INCIDENT_NEAR_ASSETS_M``: an alert must not tell an enterprise of an incident its map would not show it;
 - every **police** organisation gets one duty alert when the incident lies within ``KEY_SITE_ZONE_M`` of a
-  key site (its protection zone), naming the nearest such site. Key sites never reach an enterprise: the
+  key site (its protection zone), naming the nearest such site; otherwise, with ``ALERT_DUTY_ASSETS`` (the
+  default), when it lies near any enterprise's asset, naming the nearest one: tampering with a work is told
+  to its owner and to the duty officer. Key sites never reach an enterprise: the
   database itself refuses an enterprise alert that points at a key site (a CHECK constraint).
 
 An alert for an enterprise names only its own asset and the incident's id, type, time and place: never a
@@ -69,7 +71,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     acknowledged_by TEXT,
     acknowledged_at TEXT,
     UNIQUE (incident_id, event, org_code),
-    CHECK ((audience = 'police') = (asset_kind = 'key_sites'))
+    CHECK (audience = 'police' OR asset_kind <> 'key_sites')
 );
 CREATE INDEX IF NOT EXISTS alerts_org_open ON alerts (org_code, acknowledged_at);
 CREATE INDEX IF NOT EXISTS alerts_audience_open ON alerts (audience, acknowledged_at);
@@ -255,7 +257,9 @@ def alert_text(alert: Alert, lang: str, catalog=None) -> str:
     from webmap.i18n import strings
 
     words = alert_words(alert, lang, catalog)
-    key = "alert_text_police" if alert.audience == "police" else "alert_text_enterprise"
+    key = "alert_text_enterprise" if alert.asset_kind != SITE_KIND else "alert_text_police"
+    if alert.audience == "police" and alert.asset_kind != SITE_KIND:
+        key = "alert_text_duty_asset"
     return strings(lang)[key].format(incident=alert.incident_id, **words)
 
 
@@ -263,7 +267,9 @@ def alert_subject(alert: Alert, lang: str, catalog=None) -> str:
     from webmap.i18n import strings
 
     words = alert_words(alert, lang, catalog)
-    key = "alert_subject_police" if alert.audience == "police" else "alert_subject_enterprise"
+    key = "alert_subject_enterprise" if alert.asset_kind != SITE_KIND else "alert_subject_police"
+    if alert.audience == "police" and alert.asset_kind != SITE_KIND:
+        key = "alert_subject_duty_asset"
     return strings(lang)[key].format(incident=alert.incident_id, **words)
 
 
@@ -539,6 +545,7 @@ def notify_incidents(app, incidents_gdf, event: str) -> list[int]:
     enterprises, police, settings = _orgs(app)
     distance_by_org = {code: org_distance_m(app.config, settings.get(code)) for code in enterprises}
     near = match_assets(index, points_m, distance_by_org)
+    duty = _duty_matches(near) if police and app.config.get("ALERT_DUTY_ASSETS", True) else None  # the police see every asset: before any per-org filter
     if event == "recorded" and "reported_by_org" in gdf.columns and len(near):
         reporter = np.array(_strings(gdf, "reported_by_org", rows_of[near.incident]), dtype=object)
         keep = near.org != reporter
@@ -546,7 +553,12 @@ def notify_incidents(app, incidents_gdf, event: str) -> list[int]:
     near, aliases = _as_enterprises_see_them(app, gdf, rows_of, near)
     zones = match_sites(index, points_m, float(app.config["KEY_SITE_ZONE_M"])) if police else None
 
-    wanted = np.union1d(near.incident, zones.incident if zones is not None else np.empty(0, dtype=np.intp))
+    if zones is not None and duty is not None:  # an incident in a key site's zone is told as that
+        keep = ~np.isin(duty.incident, zones.incident)
+        duty = Matches(duty.incident[keep], duty.target[keep], duty.org[keep], duty.distance_m[keep])
+    none = np.empty(0, dtype=np.intp)
+    wanted = np.union1d(np.union1d(near.incident, zones.incident if zones is not None else none),
+                        duty.incident if duty is not None else none)
     if not len(wanted):
         return []
     at = {int(i): k for k, i in enumerate(wanted)}
@@ -569,12 +581,26 @@ def notify_incidents(app, incidents_gdf, event: str) -> list[int]:
     if zones is not None:
         for i, site, d in zip(zones.incident, zones.target, zones.distance_m):
             rows += [row(i, code, "police", SITE_KIND, index.site_id[site], index.site_name[site], d) for code in police]
+    if duty is not None:
+        for i, a, d in zip(duty.incident, duty.target, duty.distance_m):
+            rows += [row(i, code, "police", index.asset_kind[a], index.asset_id[a], index.asset_name[a], d)
+                     for code in police]
     created = _insert(get_alert_store(app), rows, settings)
     if created:
         from webmap.delivery import wake_worker
 
         wake_worker(app)
     return created
+
+
+def _duty_matches(near: Matches) -> Matches:
+    """For the police duty officer: each incident near some enterprise's asset once, with the nearest asset
+    (whoever owns it), so tampering with any work is told to the owner and to the duty officer."""
+    if not len(near):
+        return near
+    order = np.lexsort((near.distance_m, near.incident))
+    first = order[np.r_[True, near.incident[order][1:] != near.incident[order][:-1]]]
+    return Matches(near.incident[first], near.target[first], near.org[first], near.distance_m[first])
 
 
 def _as_enterprises_see_them(app, gdf, rows_of, near):

@@ -45,6 +45,7 @@ DEFAULTS = {
     # new incidents of the last ALERT_MAX_AGE_DAYS days.
     "ALERT_DISTANCE_M": 100,
     "KEY_SITE_ZONE_M": 200,
+    "ALERT_DUTY_ASSETS": True,
     "ALERT_MAX_AGE_DAYS": 7,
     # Delivery by webhook and e-mail: a worker thread in `webmap serve` (DELIVERY_WORKER=0: none, use
     # `webmap alerts deliver` from cron), retries with back-off DELIVERY_BACKOFF_S x 2^(n-1) up to
@@ -68,7 +69,7 @@ _BOOL_KEYS = {"SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "PRIORITY_WARM
 # alerts and their delivery
 _INT_KEYS |= {"ALERT_DISTANCE_M", "KEY_SITE_ZONE_M", "ALERT_MAX_AGE_DAYS", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_BACKOFF_S",
               "DELIVERY_TIMEOUT_S", "DELIVERY_LEASE_S", "SMTP_PORT"}
-_BOOL_KEYS |= {"DELIVERY_WORKER", "SMTP_STARTTLS"}
+_BOOL_KEYS |= {"DELIVERY_WORKER", "SMTP_STARTTLS", "ALERT_DUTY_ASSETS"}
 SECRET_KEY_FILE = "secret_key"
 
 

@@ -297,6 +297,13 @@ STRINGS = {
               "{asset} (cách {distance} m).",
         "en": "Incident {incident} ({type}, {event}) at {when}, at {where}, inside the protection zone of key site "
               "{asset} ({distance} m from it)."},
+    "alert_text_duty_asset": {
+        "vi": "Vụ việc {incident} ({type}, {event}) xảy ra lúc {when} tại {where}, cách {asset_kind} {asset} "
+              "{distance} m.",
+        "en": "Incident {incident} ({type}, {event}) at {when}, at {where}: {distance} m from {asset_kind} "
+              "{asset}."},
+    "alert_subject_duty_asset": {"vi": "[webmap] Cảnh báo trực ban: {type} cách {asset_kind} {asset} {distance} m",
+                                 "en": "[webmap] Duty alert: {type} {distance} m from {asset_kind} {asset}"},
     "alert_subject_enterprise": {"vi": "[webmap] Cảnh báo: {type} cách {asset_kind} {asset} {distance} m",
                                  "en": "[webmap] Alert: {type} {distance} m from {asset_kind} {asset}"},
     "alert_subject_police": {"vi": "[webmap] Cảnh báo trực ban: {type} trong vùng bảo vệ mục tiêu {asset}",
