@@ -59,5 +59,111 @@
     return table;
   }
 
-  window.WebmapCommon = Object.freeze({ el, debounce, format, query, labelTable });
+  // "Print patrol map" (issue 4): a Leaflet control whose button toggles a draw mode (crosshair, map
+  // dragging off; press, drag and release draws a rectangle; Esc cancels), then a small panel with paper,
+  // orientation and an "In PDF" link to ``options.url?bbox=W,S,E,N&paper=&orientation=`` plus
+  // ``options.params()`` (the priority page's analysis). ``S`` holds the ``priority_rect_*`` strings.
+  // Returns the control; ``control.rectangle`` is the drawn L.rectangle (or null).
+  function printRectangleControl(map, S, options) {
+    const L = window.L;
+    const control = L.control({ position: 'topleft' });
+    control.rectangle = null;
+    let drawing = false;
+    let start = null;
+    let box, button, panel, link, paper, orientation;
+
+    function setDrawing(on) {
+      drawing = on;
+      start = null;
+      box.classList.toggle('wm-print-rect-drawing', on);
+      button.setAttribute('aria-pressed', on ? 'true' : 'false');
+      map.getContainer().style.cursor = on ? 'crosshair' : '';
+      if (on) map.dragging.disable(); else map.dragging.enable();
+      if (on) map.boxZoom.disable(); else map.boxZoom.enable();
+    }
+
+    function updateLink() {
+      if (!control.rectangle) return;
+      const b = control.rectangle.getBounds();
+      const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(',');
+      const params = Object.assign({ bbox: bbox, paper: paper.value, orientation: orientation.value },
+        options.params ? options.params() : {});
+      link.href = options.url + '?' + query(params);
+    }
+
+    function clearRectangle() {
+      if (control.rectangle) map.removeLayer(control.rectangle);
+      control.rectangle = null;
+      panel.hidden = true;
+    }
+
+    function select(label, name, choices) {
+      const wrap = el('label', null, label + ' ');
+      const node = el('select');
+      node.name = name;
+      choices.forEach(([value, text]) => { const o = el('option', null, text); o.value = value; node.appendChild(o); });
+      node.addEventListener('change', updateLink);
+      wrap.appendChild(node);
+      panel.appendChild(wrap);
+      return node;
+    }
+
+    function onDown(e) {
+      if (!drawing || (e.originalEvent && e.originalEvent.button !== 0)) return;
+      clearRectangle();
+      start = e.latlng;
+      control.rectangle = L.rectangle(L.latLngBounds(start, start),
+        { color: '#b30000', weight: 2, dashArray: '6 4', fillOpacity: 0.08, interactive: false }).addTo(map);
+    }
+    function onMove(e) {
+      if (drawing && start && control.rectangle) control.rectangle.setBounds(L.latLngBounds(start, e.latlng));
+    }
+    function onUp(e) {
+      if (!drawing || !start) return;
+      control.rectangle.setBounds(L.latLngBounds(start, e.latlng));
+      const size = map.latLngToContainerPoint(start).subtract(map.latLngToContainerPoint(e.latlng));
+      setDrawing(false);
+      if (Math.abs(size.x) < 5 || Math.abs(size.y) < 5) { clearRectangle(); return; } // a click, not a drag
+      panel.hidden = false;
+      updateLink();
+    }
+    function onKey(e) {
+      if (e.key !== 'Escape') return;
+      if (drawing) { clearRectangle(); setDrawing(false); } else if (control.rectangle) clearRectangle();
+    }
+
+    control.onAdd = function () {
+      box = el('div', 'leaflet-bar wm-print-rect');
+      button = el('a', 'wm-print-rect-button', S.priority_rect_button);
+      button.href = '#';
+      button.setAttribute('role', 'button');
+      button.title = S.priority_rect_help;
+      button.setAttribute('aria-pressed', 'false');
+      button.addEventListener('click', (e) => { e.preventDefault(); setDrawing(!drawing); });
+      box.appendChild(button);
+      panel = el('div', 'wm-print-rect-panel');
+      panel.hidden = true;
+      paper = select(S.priority_rect_paper, 'paper', [['A4', 'A4'], ['A3', 'A3']]);
+      orientation = select(S.priority_rect_orientation, 'orientation',
+        [['portrait', S.priority_rect_portrait], ['landscape', S.priority_rect_landscape]]);
+      link = el('a', 'wm-print-rect-link', S.priority_rect_pdf);
+      link.target = '_blank';
+      link.rel = 'noopener';
+      panel.appendChild(link);
+      const cancel = el('button', 'wm-print-rect-clear', S.priority_rect_clear);
+      cancel.type = 'button';
+      cancel.addEventListener('click', clearRectangle);
+      panel.appendChild(cancel);
+      box.appendChild(panel);
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.disableScrollPropagation(box);
+      map.on('mousedown', onDown).on('mousemove', onMove).on('mouseup', onUp);
+      document.addEventListener('keydown', onKey);
+      return box;
+    };
+    control.refresh = updateLink;
+    return control.addTo(map);
+  }
+
+  window.WebmapCommon = Object.freeze({ el, debounce, format, query, labelTable, printRectangleControl });
 })(window, document);

@@ -208,6 +208,13 @@
     }
     L.control.scale({ imperial: false }).addTo(map);
     App.map = map;
+    // a drawn rectangle printed with the analysis the table shows (printParams without the area)
+    App.printControl = WebmapCommon.printRectangleControl(map, S, { url: config.api.print, params: () => {
+      const params = printParams(null);
+      delete params.area;
+      delete params.paper;
+      return params;
+    } });
     App.layers.cells = L.geoJSON(null, {
       pane: 'wm-cells',
       style: cellStyle,
@@ -386,6 +393,7 @@
   function show(body) {
     const first = App.data === null;
     App.data = body;
+    if (App.printControl) App.printControl.refresh(); // a drawn rectangle prints the analysis now shown
     App.features = body.features;
     App.byId = {};
     App.highlighted = null;

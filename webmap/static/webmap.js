@@ -343,6 +343,9 @@
       // paper is wider than the window: let Leaflet fill it, then come back
       window.addEventListener('beforeprint', () => map.invalidateSize({ pan: false }));
       window.addEventListener('afterprint', () => map.invalidateSize({ pan: false }));
+      // print a drawn rectangle as a patrol map: signed-in users only (the page gives the URL only to them)
+      this.printControl = this.api.print
+        ? window.WebmapCommon.printRectangleControl(map, this.strings, { url: this.api.print }) : null;
       this.ready = this.init();
     }
 

@@ -55,6 +55,8 @@ def index():
             "layers": url_for("api.list_layers"),
             "features": url_for("api.layer_features", kind="__KIND__"),
             "search": url_for("api.search"),
+            # the patrol-map print of a drawn rectangle (static/common.js): signed-in users only
+            "print": url_for("prints.patrol_pdf") if guard.principal().role != "public" else None,
         },
         "page_features": current_app.config["PAGE_FEATURES"],
     }
