@@ -190,7 +190,9 @@ def write_priority(result, fmt: str | None, path: str, *, level: str = "cells", 
 
 # -- GeoJSON ------------------------------------------------------------------------------------------
 
-def _clean(value):
+def plain_value(value, digits: int | None = None):
+    """A numpy scalar as the Python value JSON and openpyxl take; NaN and infinity as None; floats to
+    ``digits`` significant digits when given (the API's answers; files keep full precision)."""
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)):
@@ -198,9 +200,9 @@ def _clean(value):
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(value) else float(value)
-    if isinstance(value, float) and value != value:
-        return None
+        if not math.isfinite(value):
+            return None
+        return float(f"{float(value):.{digits}g}") if digits else float(value)
     return value
 
 
@@ -214,7 +216,7 @@ def geojson_dict(result, level: str = "cells") -> dict:
     columns = _ordered(table)
     features = []
     for record, geometry in zip(table[columns].to_dict("records"), geoms):
-        props = {k: _clean(v) for k, v in record.items()}
+        props = {k: plain_value(v) for k, v in record.items()}
         features.append({"type": "Feature", "id": props.get("area_id"), "properties": props,
                          "geometry": json.loads(shapely.to_geojson(geometry)) if geometry is not None else None})
     return {"type": "FeatureCollection", "metadata": {"level": level, "method": result.method}, "features": features}
@@ -277,7 +279,7 @@ SHEET_METHOD = "Phương pháp - Method"
 def _cell_value(value):
     from webmap.export import defuse_formula
 
-    value = _clean(value)
+    value = plain_value(value)
     if isinstance(value, str):
         return defuse_formula(value)
     return value

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -236,18 +235,14 @@ def _is_empty(gdf):
 
 
 def _clean(value):
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        # significant digits, not decimals: p-values can be 1e-30 and must not read as 0
-        return None if not math.isfinite(value) else float(f"{float(value):.{VALUE_DIGITS}g}")
+    """A property value for the API: dates as ISO text, numbers as
+    :func:`webmap.priority_export.plain_value` makes them, to significant digits rather than decimals
+    (p-values can be 1e-30 and must not read as 0)."""
+    from webmap.priority_export import plain_value
+
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return value
+    return plain_value(value, VALUE_DIGITS)
 
 
 def _geojson_geometries(geoms) -> list:
