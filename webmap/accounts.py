@@ -556,7 +556,6 @@ def get_accounts(app=None) -> AccountStore:
         from flask import current_app
 
         app = current_app
-    accounts = app.extensions.get("webmap_accounts")
-    if accounts is None:
-        accounts = app.extensions["webmap_accounts"] = AccountStore(accounts_path(app.instance_path))
-    return accounts
+    from webmap.sqlite_util import per_app
+
+    return per_app(app, "webmap_accounts", lambda: AccountStore(accounts_path(app.instance_path)))

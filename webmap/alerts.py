@@ -153,16 +153,11 @@ class AlertStore:
         self._local = threading.local()
 
 
-_STORE_LOCK = threading.Lock()
-
-
 def get_alert_store(app) -> AlertStore:
     """The app's AlertStore (``<instance>/alerts.sqlite``), opened once and kept in ``app.extensions``."""
-    with _STORE_LOCK:
-        store = app.extensions.get("webmap_alerts")
-        if store is None:
-            store = app.extensions["webmap_alerts"] = AlertStore(os.path.join(app.instance_path, FILENAME))
-    return store
+    from webmap.sqlite_util import per_app
+
+    return per_app(app, "webmap_alerts", lambda: AlertStore(os.path.join(app.instance_path, FILENAME)))
 
 
 # -- what an alert is -----------------------------------------------------------------------------------------

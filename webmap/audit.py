@@ -418,16 +418,11 @@ class AuditLog:
             con.close()
 
 
-_FOR_APP_LOCK = threading.Lock()
-
-
 def for_app(app) -> AuditLog:
     """The app's audit log, ``<instance>/audit.sqlite``, opened once and kept in ``app.extensions``."""
-    with _FOR_APP_LOCK:
-        log = app.extensions.get("webmap_audit")
-        if log is None:
-            log = app.extensions["webmap_audit"] = AuditLog(os.path.join(app.instance_path, FILENAME))
-    return log
+    from webmap.sqlite_util import per_app
+
+    return per_app(app, "webmap_audit", lambda: AuditLog(os.path.join(app.instance_path, FILENAME)))
 
 
 def request_source() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 
 from webmap.errors import BadInput
@@ -71,3 +72,16 @@ def create_owner_only(path: str) -> None:
     if not os.path.exists(path):
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+_PER_APP_LOCK = threading.Lock()
+
+
+def per_app(app, key: str, make):
+    """The app's one instance of a database (``make()`` on first use, then kept in ``app.extensions[key]``):
+    every thread of a server then shares its connections' bookkeeping, and it is opened once, not per call."""
+    with _PER_APP_LOCK:
+        value = app.extensions.get(key)
+        if value is None:
+            value = app.extensions[key] = make()
+    return value
