@@ -1,6 +1,7 @@
-"""The embedded GeoPackage store: versions, provenance, atomic replacement, viewport queries."""
+"""The embedded store (SQLite catalogue, Arrow version files): versions, provenance, atomic replacement, queries."""
 
 import os
+import shutil
 import sqlite3
 
 import pyogrio
@@ -17,11 +18,20 @@ def stations_file(tmp_path):
     return fixtures.write_geojson(fixtures.stations(), str(tmp_path / "stations.geojson"))
 
 
-def test_store_is_a_geopackage_that_gdal_opens(store, stations_file):
+def test_a_version_file_opens_as_it_is_in_geopandas(store, stations_file):
+    """The file is GeoArrow: geopandas (and GDAL's Arrow driver) read it without webmap."""
+    import geopandas as gpd
+    import pyarrow as pa
+
     import_layer(store, stations_file, "stations")
     path = store.table_path("stations_v1")
-    assert [name for name, _ in pyogrio.list_layers(path)] == ["stations_v1"]
-    assert len(pyogrio.read_dataframe(path, layer="stations_v1")) == 3
+    assert path.endswith("stations_v1.arrow")
+    outside = gpd.read_feather(path)
+    assert outside.crs.to_epsg() == 4326 and len(outside) == 3
+    ours = store.read_layer("stations")
+    assert list(outside["id"]) == list(ours["id"]) and outside.geometry.geom_equals(ours.geometry).all()
+    field = pa.ipc.open_file(path).schema.field("geometry")
+    assert field.metadata[b"ARROW:extension:name"] == b"geoarrow.wkb"
 
 
 def test_versions_keep_provenance(store, stations_file):
@@ -65,17 +75,18 @@ def test_failure_mid_import_leaves_previous_version(instance, tmp_path, stations
     after = EmbeddedStore(path)
     assert [v.version for v in after.list_versions("stations", active_only=False)] == [1]
     assert len(after.read_layer("stations")) == len(before) == 3
-    assert sorted(os.listdir(os.path.join(path, "layers"))) == ["stations_v1.gpkg"]  # the new file was removed
+    assert sorted(os.listdir(os.path.join(path, "layers"))) == ["stations_v1.arrow"]  # the new file was removed
 
 
 def test_orphan_table_from_a_crash_is_cleaned(store, stations_file):
     import_layer(store, stations_file, "stations")
-    # simulate a crash after GDAL wrote a file but before it was registered
-    pyogrio.write_dataframe(fixtures.stations(), store.table_path("stations_v7"), layer="stations_v7", driver="GPKG")
-    pyogrio.write_dataframe(fixtures.stations(), os.path.join(store.layers_dir, ".tmp-stations_v8.gpkg"), layer="stations_v8",
+    # simulate crashes after a file was written but before it was registered (and one of an earlier release)
+    shutil.copyfile(store.table_path("stations_v1"), store.table_path("stations_v7"))
+    shutil.copyfile(store.table_path("stations_v1"), os.path.join(store.layers_dir, ".tmp-stations_v8.arrow"))
+    pyogrio.write_dataframe(fixtures.stations(), os.path.join(store.layers_dir, ".tmp-stations_v9.gpkg"), layer="stations_v9",
                             driver="GPKG")
     import_layer(store, stations_file, "stations")
-    assert sorted(os.listdir(store.layers_dir)) == ["stations_v1.gpkg", "stations_v2.gpkg"]
+    assert sorted(os.listdir(store.layers_dir)) == ["stations_v1.arrow", "stations_v2.arrow"]
 
 
 def test_bbox_query_uses_the_index_and_limit(store, tmp_path):
@@ -108,21 +119,47 @@ def test_wal_mode_lets_readers_in_during_writes(store):
 
 
 @pytest.mark.parametrize(
-    "bbox, plan",
+    "bbox",
     [
-        ((100.0, 5.0, 110.0, 15.0), "none"),  # holds the whole layer: no filter
-        ((105.764, 10.024, 105.775, 10.036), "EXISTS"),  # most of it: walk the table, check the R-tree by id
-        ((105.779, 10.029, 105.781, 10.031), "IN"),  # a small view: ids from the R-tree first
-        ((106.5, 11.0, 106.6, 11.1), "IN"),  # nothing there
+        (100.0, 5.0, 110.0, 15.0),  # holds the whole layer
+        (105.764, 10.024, 105.775, 10.036),  # most of it
+        (105.779, 10.029, 105.781, 10.031),  # a small view
+        (106.5, 11.0, 106.6, 11.1),  # nothing there
     ],
 )
-def test_every_bbox_plan_returns_what_the_box_holds(store, tmp_path, bbox, plan):
+def test_every_bbox_returns_what_the_box_holds(store, tmp_path, bbox):
     import shapely
 
     import_layer(store, fixtures.write_geojson(fixtures.stations(), str(tmp_path / "s.geojson")), "stations")
-    sql, _ = store._bbox_filter("stations", "stations_v1", bbox)
-    assert (sql is None) if plan == "none" else (plan in sql)
     everything = store.read_layer("stations")
     expected = sorted(everything[shapely.intersects(everything.geometry.values, shapely.box(*bbox))]["id"])
     gdf, _ = store.query_features("stations", FeatureQuery(bbox=bbox, limit=100))
     assert sorted(gdf["id"]) == expected
+
+
+def test_a_store_of_an_earlier_release_is_read_and_converted(tmp_path):
+    """Stores made before the Arrow format hold one GeoPackage per version: read as they were (rows, order,
+    appended rows leading the view), each turned into an Arrow file the first time it is read."""
+    import json
+
+    folder = tmp_path / "old-store"
+    store = EmbeddedStore(str(folder))
+    incidents = fixtures.incidents().iloc[::-1].reset_index(drop=True)  # the old importer stored newest first
+    incidents["_search"] = incidents["id"].str.lower()
+    legacy = os.path.join(store.layers_dir, "incidents_v2.gpkg")
+    pyogrio.write_dataframe(incidents, legacy, layer="incidents_v2", driver="GPKG")
+    con = sqlite3.connect(store.path)
+    with con:  # as the previous release registered an import (v1) followed by one appended report (v2)
+        con.execute("INSERT INTO webmap_versions VALUES ('incidents', 2, 'incidents_v2', '2026-11-01T00:00:00+00:00',"
+                    " 'old.gpkg', ?, 'EPSG:4326', 3, ?, ?, 1)",
+                    ("0" * 64, json.dumps([105.77, 10.03, 105.77, 10.05]),
+                     json.dumps({"operation": "append", "first_appended_fid": 3})))
+    con.close()
+    reopened = EmbeddedStore(str(folder))
+    gdf, exceeded = reopened.query_features("incidents", FeatureQuery(limit=2))
+    assert list(gdf["id"]) == ["I-050", "I-2000"] and exceeded  # the appended row (fid 3) leads
+    assert list(reopened.read_layer("incidents")["id"]) == ["I-2000", "I-150", "I-050"]
+    assert sorted(os.listdir(store.layers_dir)) == ["incidents_v2.arrow"]
+    version = reopened.append_features("incidents", reopened.read_layer("incidents").iloc[:1].assign(id="R-1"), {})
+    assert version.version == 3 and version.report["first_appended_fid"] == 3
+    assert list(reopened.query_features("incidents", FeatureQuery(limit=3))[0]["id"]) == ["R-1", "I-050", "I-2000"]

@@ -88,15 +88,17 @@ def import_command(path, kind, owner, crs, encoding, member, mapping, dry_run):
     progress = _Progress(path, dry_run)
     alerted = None
     try:
-        gdf, report = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member,
-                                    mapping=_parse_mapping(mapping), progress=progress)
+        prepared = prepare_layer(path, kind, owner=owner, crs=crs, encoding=encoding, member=member,
+                                 mapping=_parse_mapping(mapping), progress=progress)
+        gdf, report = prepared.gdf, prepared.report
         if not dry_run:
             from webmap import audit
             from webmap.alerts import incident_ids, notify_imported
 
             app = _app()
             previous = (incident_ids(app.extensions["webmap_store"]) or set()) if kind == "incidents" else None
-            version = app.extensions["webmap_store"].replace_layer(kind, gdf, provenance_of(report), progress=progress)
+            version = app.extensions["webmap_store"].replace_layer(kind, gdf, provenance_of(report), progress=progress,
+                                                                   **prepared.store_options())
             report.version = version.version
             audit.for_app(app).record(audit.cli_actor(), "import", kind, {
                 "source": report.source, "sha256": report.sha256, "format": report.format,

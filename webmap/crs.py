@@ -580,6 +580,11 @@ class CrsResolution:
             )
         return lon, lat
 
+    @property
+    def moves_coordinates(self) -> bool:
+        """False when the source is already WGS 84 lon/lat: geometries pass through as they are."""
+        return self._transformer is not None
+
     def transform_geometries(self, geoms) -> np.ndarray:
         """Transform shapely geometries to WGS 84 lon/lat with :func:`shapely.transform`.
 

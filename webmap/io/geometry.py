@@ -51,7 +51,8 @@ def clean_geometries(geoms: np.ndarray, geometry: str, report: dict) -> tuple[np
     ``geometry`` is the layer's family: point, line, polygon or any.
     """
     geoms = np.asarray(geoms, dtype=object)
-    if shapely.has_z(geoms).any():  # force_2d copies every geometry: only pay for it when needed
+    report["forced_2d"] = bool(shapely.has_z(geoms).any())
+    if report["forced_2d"]:  # force_2d copies every geometry: only pay for it when needed
         geoms = shapely.force_2d(geoms)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     report["dropped_empty"] = int(missing.sum())
@@ -86,6 +87,10 @@ def clean_geometries(geoms: np.ndarray, geometry: str, report: dict) -> tuple[np
     if collections.any():
         raise SchemaError(f"{int(collections.sum())} feature(s) are geometry collections; split them into one type per layer")
     return geoms, keep
+
+
+def has_polygons(geoms: np.ndarray) -> bool:
+    return bool(np.isin(shapely.get_type_id(np.asarray(geoms, dtype=object)), [3, 6]).any())
 
 
 def orient_rfc7946(geoms: np.ndarray) -> np.ndarray:

@@ -53,6 +53,9 @@ class RawLayer:
     crs: object | None  # pyproj CRS, or None when the file names none
     encoding: str
     notes: list = field(default_factory=list)
+    # the WKB GDAL gave for gdf's geometries (pyarrow), when read in one piece through the Arrow path: an
+    # import whose checks change no geometry stores these bytes rather than have shapely write them again
+    wkb: object = None
 
 
 def normalise_encoding(name: str) -> str:
@@ -161,11 +164,16 @@ def _tab_charset(path: str) -> str | None:
     return TAB_CHARSETS.get(charset.replace("-", "").replace("_", ""), normalise_encoding(charset))
 
 
-def _pyogrio_read(path, layer=None, encoding=None):
+def _pyogrio_read(path, layer=None, encoding=None, with_wkb=False):
+    """The layer as a GeoDataFrame (and, with ``with_wkb``, the WKB it was read from, or None)."""
     # pyogrio's Arrow path refuses any encoding but UTF-8 (ValueError), so latin1 reads take the classic path
     use_arrow = encoding is None or encoding.lower().replace("-", "") == "utf8"
     try:
-        return pyogrio.read_dataframe(path, layer=layer, encoding=encoding, use_arrow=use_arrow, on_invalid="warn")
+        if use_arrow:
+            gdf, wkb = _read_arrow(path, layer, encoding)
+        else:
+            gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, on_invalid="warn")
+            wkb = None
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         # name the file as the user knows it (not our private unpacking folder), without GDAL's driver-prefix hint
@@ -177,6 +185,24 @@ def _pyogrio_read(path, layer=None, encoding=None):
         if type(exc).__name__ == "ArrowInvalid" and "utf8" in str(exc).lower().replace("-", ""):
             raise _NotUtf8() from None
         raise
+    return (gdf, wkb) if with_wkb else gdf
+
+
+def _read_arrow(path, layer, encoding):
+    """pyogrio's Arrow read, as ``read_dataframe(use_arrow=True)`` makes it, keeping the WKB column."""
+    meta, table = pyogrio.read_arrow(path, layer=layer, encoding=encoding)
+    name = meta.get("geometry_name") or "wkb_geometry"
+    if name in table.column_names:
+        wkb = table.column(name).combine_chunks()
+        table = table.drop_columns([name])
+        if hasattr(wkb, "storage"):  # a geoarrow.wkb extension array: its plain binary storage
+            wkb = wkb.storage
+        geometry = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False), on_invalid="warn")
+    else:  # a table without geometry (GDAL reads some files so)
+        wkb = None
+        geometry = np.full(table.num_rows, None, dtype=object)
+    frame = table.to_pandas()
+    return gpd.GeoDataFrame(frame, geometry=geometry, crs=meta.get("crs")), wkb
 
 
 # LIBKML names the placemark's id attribute "id" and then renames a data field called "id" to "id2" (for
@@ -227,10 +253,10 @@ def _reinterpret_legacy(df, encoding: str, notes: list):
     return out
 
 
-def _read_vector(source: Source, notes: list, encoding=None):
-    """GeoJSON, GeoPackage or KML (every folder of a KML, merged) as one GeoDataFrame."""
+def _read_vector(source: Source, notes: list, encoding=None, with_wkb=False):
+    """GeoJSON, GeoPackage or KML (every folder of a KML, merged) as one GeoDataFrame (and its WKB, or None)."""
     if source.format != "kml":
-        return _pyogrio_read(source.path, layer=source.layer, encoding=encoding)
+        return _pyogrio_read(source.path, layer=source.layer, encoding=encoding, with_wkb=with_wkb)
     layers = [name for name, _ in pyogrio.list_layers(source.path)]
     frames = [_tidy_kml(_read_kml_layer(source.path, name, encoding)) for name in layers]
     frames = [f for f in frames if len(f)] or frames[:1]
@@ -238,7 +264,8 @@ def _read_vector(source: Source, notes: list, encoding=None):
         raise BadInput(f"{source.name} holds no placemark")
     if len(layers) > 1:
         notes.append(f"KML folders merged: {', '.join(layers)}")
-    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+    merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+    return (merged, None) if with_wkb else merged
 
 
 def read_source(source: Source, encoding: str | None = None) -> RawLayer:
@@ -252,7 +279,7 @@ def read_source(source: Source, encoding: str | None = None) -> RawLayer:
         return _read_csv(source, override, notes)
     if fmt in ("geojson", "gpkg", "kml"):
         try:
-            gdf = _read_vector(source, notes)
+            gdf, wkb = _read_vector(source, notes, with_wkb=True)
         except _NotUtf8:
             # not UTF-8 as these formats require: legacy bytes from an old converter; decode them like a DBF
             notes.append(f"{fmt} text is not valid UTF-8")
@@ -267,7 +294,7 @@ def read_source(source: Source, encoding: str | None = None) -> RawLayer:
                 used = override
             else:
                 notes.append(f"--encoding {override} ignored: {fmt} text is always UTF-8")
-        return RawLayer(gdf, gdf.crs, used, notes)
+        return RawLayer(gdf, gdf.crs, used, notes, wkb=wkb)
     if fmt in ("shapefile", "mapinfo"):
         declared = None
         if fmt == "shapefile":
@@ -281,8 +308,8 @@ def read_source(source: Source, encoding: str | None = None) -> RawLayer:
         chosen = override or declared
         if chosen == "utf-8":
             try:
-                gdf = _pyogrio_read(source.path, encoding="UTF-8")
-                return RawLayer(gdf, gdf.crs, "utf-8", notes)
+                gdf, wkb = _pyogrio_read(source.path, encoding="UTF-8", with_wkb=True)
+                return RawLayer(gdf, gdf.crs, "utf-8", notes, wkb=wkb)
             except _NotUtf8:  # e.g. a UTF-8 field name cut at 10 bytes in the middle of a letter
                 notes.append("some text is not valid UTF-8 (a field name cut in the middle of a letter?): "
                              "decoded byte by byte")

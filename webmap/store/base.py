@@ -1,6 +1,7 @@
 """The store interface: everything above it (import, API, map, exports, analyses) talks to this.
 
-Two backends are planned: the embedded GeoPackage file (``embedded.py``, the default) and PostGIS for many
+Two backends are planned: the embedded folder (``embedded.py``, the default: an SQLite catalogue and one
+Arrow file per layer version) and PostGIS for many
 users. A backend must make ``replace_layer``, ``append_features`` and ``update_features`` all-or-nothing:
 readers see the old version until the new one is complete, and a failure leaves the old one untouched.
 Every change, however small, makes a new version with its provenance (an incident report appended, a
@@ -50,10 +51,13 @@ class Store(ABC):
         """Versions of every layer (or of one), newest first."""
 
     @abstractmethod
-    def replace_layer(self, kind: str, gdf, provenance: dict, progress=None) -> LayerVersion:
+    def replace_layer(self, kind: str, gdf, provenance: dict, progress=None, *, wkb=None, rank=None) -> LayerVersion:
         """Store ``gdf`` (EPSG:4326, schema columns + ``extra`` + ``_search``) as the new active version.
 
         ``progress``, if given, is called with the name of each step as it starts (for a progress bar).
+        ``wkb`` (optional, pyarrow binary) is the WKB of ``gdf``'s geometries when the caller already has it;
+        ``rank`` (optional, integers) orders the rows in a view cut off at its limit, lowest first (the
+        default is the order of ``gdf``).
         """
 
     @abstractmethod

@@ -1,32 +1,32 @@
 """The embedded store: a folder under ``instance/``, nothing to install or start.
 
-- ``webmap.sqlite``: the catalogue, one row per imported version of a layer (provenance and import
-  report as JSON); ``active = 1`` marks the version that readers see.
-- ``layers/<kind>_v<N>.gpkg``: the features of version N of a layer, a GeoPackage written once by GDAL
-  (through Arrow, with its R-tree index) and never modified again; QGIS opens it as it is.
+- ``webmap.sqlite``: the catalogue (SQLite), one row per version of a layer (provenance and import report
+  as JSON); ``active = 1`` marks the version that readers see.
+- ``layers/<kind>_v<N>.arrow``: the features of version N of a layer, an Arrow IPC file written once and
+  never modified again (``version_file.py`` says why Arrow and what the file holds). ``geopandas.read_feather``
+  and GDAL's Arrow driver open it as it is; ``webmap export`` writes GeoPackage, Shapefile, GeoJSON or CSV.
 
-Why one GeoPackage per version rather than one file for everything: GDAL (inside pyogrio) carries its own
-SQLite library, and two SQLite libraries on the same file in one process defeat SQLite's POSIX locks
-(a "database disk image is malformed" was seen here when both touched one file). So each file has one
-owner: GDAL writes a version file, Python's sqlite3 reads it with ``immutable=1`` (no locks needed, as
-it never changes), and only Python's sqlite3 touches the catalogue.
+Only Python's sqlite3 touches the catalogue; version files are read by memory-mapping them, so readers take
+no lock at all.
 
 Writers take a lock file (``write.lock``, ``flock``) as well as a thread lock, so that two processes (the
 server and a ``webmap import``) never write versions of the store at the same time: each would otherwise
 take the other's temporary file for a crash's leftover, or the same version number. Readers take no lock.
 
-Atomicity: a new version is written to a temporary name, renamed into place, and only then is the
-active pointer moved in one transaction of the catalogue. A failure at any step removes the new file, so
-the previous version is untouched. Files left by a crash are removed the next time a layer is written.
+Atomicity: a new version is written to a temporary name, flushed to disk, renamed into place, and only then
+is the active pointer moved in one transaction of the catalogue. A failure at any step removes the new
+file, so the previous version is untouched. Files left by a crash are removed the next time a layer is
+written.
 
-Small changes (an incident report appended, a status set: ``append_features``, ``update_features``) do
-not rewrite the layer: the active file is copied to the temporary name, the copy's table is renamed to
-the new version's name with Python's sqlite3 (table, R-tree, GeoPackage metadata, triggers), attributes
-are updated there, new rows are appended by GDAL (whose triggers keep the R-tree), and the copy is then
-registered exactly as an import is. The two SQLite libraries take turns on the private copy, never at
-once. Appended rows come after the existing ones in the file; the version's report records where they
-start (``first_appended_fid``) and viewport queries read them first, newest first, so that a view cut off
-at its limit still shows a report just made (whole-layer reads keep the file's order).
+Small changes (an incident report appended, a status set: ``append_features``, ``update_features``) make a
+new version too: the active file's table, changed in memory (rows added after the existing ones, or values
+set), written under the next version's name and registered exactly as an import is. Writing a million rows
+this way takes a fraction of a second. Appended rows get the lowest view ranks, newest lowest, so that a
+view cut off at its limit still shows a report just made; whole-layer reads keep the file's order. The
+version's report records where the appended rows start (``first_appended_fid``).
+
+A store made by an earlier release holds GeoPackage version files (``<kind>_v<N>.gpkg``): each is turned
+into an Arrow file the first time it is read, keeping its rows, order and appended-rows-first view.
 """
 
 from __future__ import annotations
@@ -35,18 +35,21 @@ import contextlib
 import hashlib
 import json
 import os
-import re
-import shutil
 import sqlite3
-import struct
 import threading
 from datetime import datetime, timezone
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from webmap.errors import BadInput, NotFound, StoreError
 from webmap.sqlite_util import immediate_transaction
+from webmap.store import version_file
 from webmap.store.base import FeatureQuery, LayerVersion, Store
 
 KEEP_VERSIONS = 3
+LEGACY_EXTENSION = ".gpkg"  # version files of stores made before the Arrow format
 
 _VERSIONS_DDL = """
 CREATE TABLE IF NOT EXISTS webmap_versions (
@@ -73,79 +76,16 @@ CREATE TABLE IF NOT EXISTS webmap_flags (
 )
 """
 
-# GeoPackage geometry blob: 'GP', version, flags, srs_id, then an envelope whose size the flags give.
-_ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
-
-
-def gpkg_blob_to_wkb(blob: bytes) -> bytes | None:
-    """Strip the GeoPackage header from a geometry blob, leaving standard WKB."""
-    if blob is None:
-        return None
-    flags = blob[3]
-    envelope = _ENVELOPE_BYTES.get((flags >> 1) & 0x07)
-    if blob[:2] != b"GP" or envelope is None:
-        raise StoreError("the store holds a geometry that is not a GeoPackage blob")
-    return bytes(blob[8 + envelope:])
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+# columns a caller may not set or add: the row id given with query results, the geometry, the store's own
+_RESERVED = {version_file.ROW_ID, version_file.GEOMETRY, *version_file.INTERNAL}
 
 
 class _Conflict(Exception):
     """Another process activated a version of the same layer while a change was being made."""
 
 
-# GeoPackage metadata tables that name a feature table (those present in a file are renamed with it)
-_GPKG_TABLE_REFERENCES = ("gpkg_contents", "gpkg_geometry_columns", "gpkg_extensions", "gpkg_ogr_contents",
-                          "gpkg_data_columns", "gpkg_metadata_reference")
-
-
-def _register_gpkg_functions(con: sqlite3.Connection):
-    """The SQL functions GDAL's R-tree triggers call (GDAL registers its own; Python's sqlite3 has none).
-
-    SQLite resolves a trigger's functions when an UPDATE is prepared, even for triggers whose condition
-    is false (ours only change attributes), so they must exist; they are correct all the same.
-    """
-    def bounds(blob):
-        import shapely
-
-        if blob is None:
-            return None
-        geom = shapely.from_wkb(gpkg_blob_to_wkb(blob))
-        return None if geom.is_empty else geom.bounds
-
-    con.create_function("ST_IsEmpty", 1, lambda blob: None if blob is None else int(bool(blob[3] & 0x10) or
-                                                                                     bounds(blob) is None),
-                        deterministic=True)
-    for index, name in enumerate(("ST_MinX", "ST_MinY", "ST_MaxX", "ST_MaxY")):
-        con.create_function(name, 1, lambda blob, i=index: (bounds(blob) or (None,) * 4)[i], deterministic=True)
-
-
-def _sql_type(values) -> str:
-    """The GeoPackage column type for a new column holding ``values`` (a pandas Series or a Python value)."""
-    import pandas as pd
-
-    if isinstance(values, pd.Series):
-        dtype = values.dtype
-        if pd.api.types.is_bool_dtype(dtype):
-            return "BOOLEAN"
-        if pd.api.types.is_integer_dtype(dtype):
-            return "INTEGER"
-        if pd.api.types.is_float_dtype(dtype):
-            return "REAL"
-        return "TEXT"
-    if isinstance(values, bool):
-        return "BOOLEAN"
-    if isinstance(values, int):
-        return "INTEGER"
-    if isinstance(values, float):
-        return "REAL"
-    return "TEXT"
-
-
 def _plain(value):
-    """numpy scalars and pandas NA as sqlite3 takes them."""
+    """numpy scalars and pandas NA as plain Python values."""
     import pandas as pd
 
     if value is None:
@@ -160,6 +100,26 @@ def _plain(value):
     return value
 
 
+def _set_where(column: pa.ChunkedArray | None, mask: pa.Array, value, num_rows: int) -> pa.Array:
+    """``column`` with ``value`` in the rows of ``mask`` (a new column, empty elsewhere, when ``column`` is None).
+
+    A value that does not fit the column's type turns the column into text, as a GeoPackage (SQLite) column
+    would have kept it."""
+    if column is None:
+        scalar = pa.scalar(value) if value is not None else pa.scalar(None, type=pa.string())
+        if pa.types.is_null(scalar.type):
+            scalar = pa.scalar(None, type=pa.string())
+        return pc.if_else(mask, scalar, pa.nulls(num_rows, type=scalar.type))
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_null(column.type):
+        return _set_where(None, mask, value, num_rows)
+    try:
+        scalar = pa.scalar(value).cast(column.type) if value is not None else pa.scalar(None, type=column.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError):
+        column, scalar = column.cast(pa.string()), pa.scalar(str(value))
+    return pc.if_else(mask, scalar, column)
+
+
 class EmbeddedStore(Store):
     """The catalogue ``webmap.sqlite`` and its immutable version files in ``layers/``."""
 
@@ -172,7 +132,6 @@ class EmbeddedStore(Store):
         self.layers_dir = os.path.join(self.folder, self.LAYERS)
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._columns_cache: dict = {}  # table -> its column names (version files never change)
         os.makedirs(self.layers_dir, exist_ok=True)
         con = self._writer()
         try:
@@ -199,7 +158,7 @@ class EmbeddedStore(Store):
                     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def table_path(self, table: str) -> str:
-        return os.path.join(self.layers_dir, f"{table}.gpkg")
+        return os.path.join(self.layers_dir, f"{table}{version_file.EXTENSION}")
 
     # -- connections ----------------------------------------------------------------------------
     def _catalogue(self) -> sqlite3.Connection:
@@ -214,21 +173,6 @@ class EmbeddedStore(Store):
     def _writer(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30)
         con.row_factory = sqlite3.Row
-        return con
-
-    def _table_reader(self, table: str) -> sqlite3.Connection:
-        """Version files never change, so they are opened immutable (no locks) and kept open."""
-        cache = getattr(self._local, "tables", None)
-        if cache is None:
-            cache = self._local.tables = {}
-        con = cache.get(table)
-        if con is None:
-            path = self.table_path(table)
-            if not os.path.exists(path):
-                raise StoreError(f"the store has lost the file of {table}; import the layer again")
-            con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-            con.row_factory = sqlite3.Row
-            cache[table] = con
         return con
 
     # -- versions -------------------------------------------------------------------------------
@@ -258,13 +202,52 @@ class EmbeddedStore(Store):
         sql += " ORDER BY kind, version DESC"
         return [self._version_from_row(r) for r in self._catalogue().execute(sql, params)]
 
-    def _active_table(self, kind: str) -> str:
+    def _active_row(self, kind: str):
         row = self._catalogue().execute(
-            "SELECT table_name FROM webmap_versions WHERE kind = ? AND active = 1", (kind,)
+            "SELECT table_name, report FROM webmap_versions WHERE kind = ? AND active = 1", (kind,)
         ).fetchone()
         if row is None:
             raise NotFound(f"layer {kind} has not been imported yet")
-        return row["table_name"]
+        return row
+
+    def _active(self, kind: str) -> version_file.Version:
+        """The active version of ``kind``, mapped (converted first if an earlier release wrote it)."""
+        row = self._active_row(kind)
+        return self._open(row["table_name"], json.loads(row["report"] or "{}").get("first_appended_fid"))
+
+    def _open(self, table: str, first_appended_fid=None) -> version_file.Version:
+        path = self.table_path(table)
+        legacy = os.path.join(self.layers_dir, table + LEGACY_EXTENSION)
+        if not os.path.exists(path) and os.path.exists(legacy):
+            self._convert_legacy(table, legacy, first_appended_fid)
+        return version_file.open_version(path)
+
+    def _convert_legacy(self, table, legacy, first_appended_fid):
+        """Turn an earlier release's GeoPackage version file into the Arrow file of the same version."""
+        with self._exclusive():
+            self._convert_legacy_locked(table, legacy, first_appended_fid)
+
+    def _convert_legacy_locked(self, table, legacy, first_appended_fid):
+        """(The write lock held.) Its rows keep their order; rows appended after its import
+        (``first_appended_fid`` on) keep leading the view, newest first, as they did."""
+        import pyogrio
+
+        path = self.table_path(table)
+        if os.path.exists(path):  # another thread or process converted it meanwhile
+            return
+        gdf = pyogrio.read_dataframe(legacy, layer=table, use_arrow=True)
+        rank = np.arange(len(gdf), dtype=np.int64)
+        if first_appended_fid is not None and 0 < int(first_appended_fid) <= len(gdf):
+            head = len(gdf) - int(first_appended_fid) + 1
+            rank[len(gdf) - head:] = -np.arange(1, head + 1)  # the last appended first
+        tmp_path = os.path.join(self.layers_dir, f".tmp-{table}{version_file.EXTENSION}")
+        try:
+            self._write_version(tmp_path, version_file.build_table(gdf, rank=rank))
+            os.replace(tmp_path, path)
+        except BaseException:
+            self._remove_file(tmp_path)
+            raise
+        self._remove_file(legacy)
 
     # -- writing --------------------------------------------------------------------------------
     def _remove_file(self, path: str):
@@ -279,14 +262,25 @@ class EmbeddedStore(Store):
         finally:
             con.close()
         for name in os.listdir(self.layers_dir):
-            stem = name.split(".gpkg")[0].lstrip(".")
+            stem = name
+            for extension in (version_file.EXTENSION, LEGACY_EXTENSION):
+                stem = stem.split(extension)[0]
+            stem = stem.lstrip(".")
             if stem.startswith("tmp-"):
                 stem = stem[4:]
             if stem.startswith(f"{kind}_v") and stem[len(kind) + 2:].isdigit() and (
                     stem not in known or name.startswith(".")):
                 self._remove_file(os.path.join(self.layers_dir, name))
 
-    def replace_layer(self, kind, gdf, provenance, progress=None):
+    def _write_version(self, path, table):
+        """Write a version file (tests inject failures here)."""
+        version_file.write_file(path, table)
+
+    def replace_layer(self, kind, gdf, provenance, progress=None, *, wkb=None, rank=None):
+        """See ``Store.replace_layer``; ``wkb`` and ``rank`` as ``version_file.build_table`` takes them."""
+        if progress:
+            progress("write")
+        table = version_file.build_table(gdf, wkb=wkb, rank=rank)
         with self._exclusive():
             self._remove_orphans(kind)
             con = self._writer()
@@ -295,23 +289,22 @@ class EmbeddedStore(Store):
             finally:
                 con.close()
             version = (row[0] or 0) + 1
-            table = f"{kind}_v{version}"
-            final_path = self.table_path(table)
-            tmp_path = os.path.join(self.layers_dir, f".tmp-{table}.gpkg")
+            name = f"{kind}_v{version}"
+            final_path = self.table_path(name)
+            tmp_path = os.path.join(self.layers_dir, f".tmp-{name}{version_file.EXTENSION}")
             try:
-                self._write_table(tmp_path, table, gdf, progress)
+                self._write_version(tmp_path, table)
                 os.replace(tmp_path, final_path)
-                bbox = [float(v) for v in gdf.total_bounds] if len(gdf) else None
                 record = {
                     "kind": kind,
                     "version": version,
-                    "table_name": table,
+                    "table_name": name,
                     "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "source_name": provenance.get("source_name", ""),
                     "sha256": provenance.get("sha256", ""),
                     "crs": provenance.get("crs", ""),
-                    "feature_count": int(len(gdf)),
-                    "bbox": json.dumps(bbox) if bbox else None,
+                    "feature_count": int(table.num_rows),
+                    "bbox": json.dumps(self._extent(table)) if table.num_rows else None,
                     "report": json.dumps(provenance.get("report", {}), ensure_ascii=False),
                 }
                 con = self._writer()
@@ -326,6 +319,13 @@ class EmbeddedStore(Store):
                 raise
             self._prune(kind)
             return self.list_versions(kind)[0]
+
+    @staticmethod
+    def _extent(table) -> list | None:
+        """[w, s, e, n] of a version's features, from its box columns (None when it holds none)."""
+        values = [pc.min_max(table.column(name)) for name in version_file.BOUNDS]
+        box = [values[0]["min"].as_py(), values[1]["min"].as_py(), values[2]["max"].as_py(), values[3]["max"].as_py()]
+        return None if any(v is None for v in box) else [float(v) for v in box]
 
     def _before_activate(self, kind, version):
         """Hook called inside the activation transaction (tests inject failures here)."""
@@ -343,31 +343,6 @@ class EmbeddedStore(Store):
         con.execute("UPDATE webmap_versions SET active = 0 WHERE kind = ?", (kind,))
         con.execute("UPDATE webmap_versions SET active = 1 WHERE kind = ? AND version = ?", (kind, version))
 
-    def _write_table(self, path, table, gdf, progress):
-        import pyogrio
-        
-        # No journal and no syncs while GDAL writes: the file is private until it is complete, and it
-        # is flushed to disk once (below) before the rename makes it visible.
-        # A larger page cache (MB) lets GDAL build the R-tree of a million rows in memory (~15 % faster).
-        options = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "OFF", "OGR_SQLITE_CACHE": "512"}
-        pyogrio.set_gdal_config_options(options)
-        try:
-            self._write_all(path, table, gdf, progress)
-        finally:
-            pyogrio.set_gdal_config_options({key: None for key in options})
-        with open(path, "rb+") as fh:
-            os.fsync(fh.fileno())
-
-    def _write_all(self, path, table, gdf, progress):
-        import pyogrio
-        
-        # One call: GDAL builds the R-tree in bulk at the end of a new layer, but updates it row by row
-        # (through triggers) when appending, which made chunked writes of 1,000,000 rows 3x slower.
-        if progress:
-            progress("write")
-        options = dict(driver="GPKG", layer=table, promote_to_multi=False, geometry_type="Unknown")
-        pyogrio.write_dataframe(gdf, path, use_arrow=len(gdf) > 0, **options)
-
     def _prune(self, kind):
         con = self._writer()
         try:
@@ -379,32 +354,34 @@ class EmbeddedStore(Store):
                 with con:
                     con.execute("DELETE FROM webmap_versions WHERE kind = ? AND version = ?", (kind, row["version"]))
                 self._remove_file(self.table_path(row["table_name"]))
+                self._remove_file(os.path.join(self.layers_dir, row["table_name"] + LEGACY_EXTENSION))
         finally:
             con.close()
 
-    # -- changing the active version: a copy, changed, registered as the next version ----------------
+    # -- changing the active version: its rows changed in memory, written as the next version ---------
     def append_features(self, kind, gdf, provenance):
         if gdf is None or len(gdf) == 0:
             raise BadInput(f"nothing to append to {kind}: no features given")
         if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
             raise BadInput(f"features appended to {kind} must be in EPSG:4326 lon/lat, got {gdf.crs.to_string()}")
-        rows = gdf.drop(columns=[c for c in ("fid",) if c in gdf.columns])
+        rows = gdf.drop(columns=[c for c in (version_file.ROW_ID,) if c in gdf.columns])
         if rows.crs is None:
             rows = rows.set_crs("EPSG:4326")
-        attributes = rows.drop(columns=rows.geometry.name)
+        for name in rows.columns:
+            if name != rows.geometry.name and (not str(name) or str(name) in _RESERVED):
+                raise BadInput(f"cannot add a column named {name!r}")
         bounds = [float(v) for v in rows.total_bounds]
 
-        def edit(con, table):
-            self._add_columns(con, table, {name: attributes[name] for name in attributes.columns})
-            last = con.execute(f"SELECT MAX(fid) FROM {_quote(table)}").fetchone()[0]
-            details["first_appended_fid"] = int(last or 0) + 1  # unless earlier appends lead already (_derive)
-
-        def write(path, table):
-            self._append_rows(path, table, rows)
+        def change(base: version_file.Version) -> pa.Table:
+            details["first_appended_fid"] = base.num_rows + 1  # unless earlier appends lead already (_derive)
+            lowest = int(base.rank.min()) if base.num_rows else 0
+            # the newest row leads the view, then the one before it..., then every row the version had
+            rank = lowest - 1 - np.arange(len(rows), dtype=np.int64)
+            return version_file.concat([base.table, version_file.build_table(rows, rank=rank)])
 
         digest = hashlib.sha256(rows.to_json(default=str).encode("utf-8")).hexdigest()
         details = {"operation": "append", "features_added": int(len(rows))}
-        return self._derive(kind, provenance, details, digest, edit, write, bounds)
+        return self._derive(kind, provenance, details, digest, change, bounds)
 
     def update_features(self, kind, ids, values, provenance, id_field="id"):
         wanted = [_plain(i) for i in dict.fromkeys(ids)]
@@ -413,39 +390,39 @@ class EmbeddedStore(Store):
         if not values:
             raise BadInput(f"nothing to update in {kind}: no values given")
         changes = {str(name): _plain(value) for name, value in values.items()}
+        refused = sorted((set(changes) & _RESERVED) | ({"geom"} & set(changes)) | ({""} & set(changes)))
+        if refused:
+            raise BadInput(f"update_features changes attributes only, not {', '.join(map(repr, refused))}")
 
-        def edit(con, table):
-            geometry = self._geometry_column_of(con, table)
-            refused = sorted({geometry, "fid"} & set(changes))
-            if refused:
-                raise BadInput(f"update_features changes attributes only, not {', '.join(refused)}")
-            if id_field not in self._table_columns(con, table):
+        def change(base: version_file.Version) -> pa.Table:
+            if id_field not in base.columns:
                 raise NotFound(f"layer {kind} has no field {id_field!r}")
-            found = set()
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                found |= {r[0] for r in con.execute(
-                    f"SELECT DISTINCT {_quote(id_field)} FROM {_quote(table)} WHERE {_quote(id_field)} IN"
-                    f" ({', '.join('?' * len(chunk))})", chunk)}
+            column = base.table.column(id_field)
+            keys = version_file.values_like(column.type, wanted)
+            mask = pc.fill_null(pc.is_in(column, value_set=keys), False).combine_chunks()
+            found = set(pc.unique(column.filter(mask)).to_pylist())
             missing = [str(i) for i in wanted if i not in found]
             if missing:
                 raise NotFound(f"{kind}: no feature with {id_field} {', '.join(missing[:5])}"
                                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
-            self._add_columns(con, table, changes)
-            assignments = ", ".join(f"{_quote(name)} = ?" for name in changes)
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                con.execute(f"UPDATE {_quote(table)} SET {assignments} WHERE {_quote(id_field)} IN"
-                            f" ({', '.join('?' * len(chunk))})", [*changes.values(), *chunk])
+            table = base.table
+            for name, value in changes.items():
+                current = table.column(name) if name in table.column_names else None
+                updated = _set_where(current, mask, value, table.num_rows)
+                if current is None:  # new columns go before the store's own (boxes, rank, geometry)
+                    table = table.add_column(table.column_names.index(version_file.BOUNDS[0]), name, updated)
+                else:
+                    table = table.set_column(table.column_names.index(name), name, updated)
+            return version_file.with_geo_metadata(table)
 
         payload = json.dumps({"ids": wanted, "values": changes}, sort_keys=True, ensure_ascii=False, default=str)
         details = {"operation": "update", "features_updated": len(wanted), "id_field": id_field,
                    "values": json.loads(json.dumps(changes, default=str))}
-        return self._derive(kind, provenance, details, hashlib.sha256(payload.encode("utf-8")).hexdigest(), edit)
+        return self._derive(kind, provenance, details, hashlib.sha256(payload.encode("utf-8")).hexdigest(), change)
 
-    def _derive(self, kind, provenance, details, digest, edit, write=None, added_bounds=None, attempts=3):
-        """Copy the active file of ``kind``, ``edit`` the copy with sqlite3 (then ``write`` with GDAL), and
-        register it as the next active version; the previous one stays as it was whatever fails."""
+    def _derive(self, kind, provenance, details, digest, change, added_bounds=None, attempts=3):
+        """``change`` the rows of the active version of ``kind`` and register them as the next active version;
+        the previous one stays as it was whatever fails."""
         with self._exclusive():
             self._remove_orphans(kind)
             for _ in range(attempts):
@@ -457,30 +434,14 @@ class EmbeddedStore(Store):
                     con.close()
                 if base is None:
                     raise NotFound(f"layer {kind} has not been imported yet")
+                inherited = json.loads(base["report"] or "{}").get("first_appended_fid")
                 version = (newest or 0) + 1
-                table = f"{kind}_v{version}"
-                final_path = self.table_path(table)
-                tmp_path = os.path.join(self.layers_dir, f".tmp-{table}.gpkg")
+                name = f"{kind}_v{version}"
+                final_path = self.table_path(name)
+                tmp_path = os.path.join(self.layers_dir, f".tmp-{name}{version_file.EXTENSION}")
                 try:
-                    shutil.copyfile(self.table_path(base["table_name"]), tmp_path)
-                    copy = sqlite3.connect(tmp_path, isolation_level=None)
-                    _register_gpkg_functions(copy)
-                    try:
-                        copy.execute("BEGIN IMMEDIATE")
-                        self._rename_table(copy, base["table_name"], table)
-                        edit(copy, table)
-                        copy.execute("COMMIT")
-                    finally:
-                        copy.close()
-                    if write is not None:
-                        self._with_gdal_options(lambda: write(tmp_path, table))
-                    copy = sqlite3.connect(f"file:{tmp_path}?mode=ro", uri=True)
-                    try:
-                        count = copy.execute(f"SELECT COUNT(*) FROM {_quote(table)}").fetchone()[0]
-                    finally:
-                        copy.close()
-                    with open(tmp_path, "rb+") as fh:
-                        os.fsync(fh.fileno())
+                    table = change(self._open_for_change(base["table_name"], inherited))
+                    self._write_version(tmp_path, table)
                     os.replace(tmp_path, final_path)
                     bbox = json.loads(base["bbox"]) if base["bbox"] else None
                     if added_bounds is not None:
@@ -488,18 +449,17 @@ class EmbeddedStore(Store):
                             min(bbox[0], added_bounds[0]), min(bbox[1], added_bounds[1]),
                             max(bbox[2], added_bounds[2]), max(bbox[3], added_bounds[3])]
                     report = {**(provenance.get("report") or {}), **details, "base_version": base["version"]}
-                    inherited = json.loads(base["report"] or "{}").get("first_appended_fid")
                     if inherited is not None:  # rows appended to earlier versions still lead
                         report["first_appended_fid"] = inherited
                     record = {
                         "kind": kind,
                         "version": version,
-                        "table_name": table,
+                        "table_name": name,
                         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         "source_name": provenance.get("source_name") or f"{details['operation']} on version {base['version']}",
                         "sha256": provenance.get("sha256") or digest,
                         "crs": provenance.get("crs") or base["crs"],
-                        "feature_count": int(count),
+                        "feature_count": int(table.num_rows),
                         "bbox": json.dumps(bbox) if bbox else None,
                         "report": json.dumps(report, ensure_ascii=False, default=str),
                     }
@@ -517,6 +477,14 @@ class EmbeddedStore(Store):
         raise StoreError(f"layer {kind} kept changing while this change was made (imports in another process?); "
                          "nothing was changed: try again")
 
+    def _open_for_change(self, table, first_appended_fid):
+        """The version a change starts from (under the write lock, so a legacy file is converted in place)."""
+        path = self.table_path(table)
+        legacy = os.path.join(self.layers_dir, table + LEGACY_EXTENSION)
+        if not os.path.exists(path) and os.path.exists(legacy):
+            self._convert_legacy_locked(table, legacy, first_appended_fid)
+        return version_file.open_version(path)
+
     def _register(self, kind, version, record, expected_active):
         """Insert and activate a version in one transaction, if ``expected_active`` is still the active one."""
         con = self._writer()
@@ -530,66 +498,6 @@ class EmbeddedStore(Store):
                 self._insert_active(con, kind, version, record)
         finally:
             con.close()
-
-    @staticmethod
-    def _table_columns(con, table) -> list:
-        return [r[1] for r in con.execute(f"PRAGMA table_info({_quote(table)})")]
-
-    @staticmethod
-    def _geometry_column_of(con, table) -> str:
-        row = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (table,)).fetchone()
-        return row[0] if row else "geom"
-
-    def _rename_table(self, con, old, new):
-        """Rename feature table ``old`` to ``new`` in a GeoPackage: the table, its R-tree, the metadata rows
-        and the triggers (GDAL's triggers name the table inside strings, which ALTER TABLE leaves alone)."""
-        geometry = self._geometry_column_of(con, old)
-        triggers = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
-                               (old,)).fetchall()
-        for name, _ in triggers:
-            con.execute(f"DROP TRIGGER {_quote(name)}")
-        con.execute(f"ALTER TABLE {_quote(old)} RENAME TO {_quote(new)}")
-        rtree_old, rtree_new = f"rtree_{old}_{geometry}", f"rtree_{new}_{geometry}"
-        if con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (rtree_old,)).fetchone():
-            con.execute(f"ALTER TABLE {_quote(rtree_old)} RENAME TO {_quote(rtree_new)}")
-        present = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for meta in _GPKG_TABLE_REFERENCES:
-            if meta in present:
-                con.execute(f"UPDATE {meta} SET table_name = ? WHERE table_name = ?", (new, old))
-        con.execute("UPDATE gpkg_contents SET identifier = ? WHERE identifier = ?", (new, old))
-        # the old name as a whole word (not the prefix of kind_v12 when renaming kind_v1)
-        pattern = re.compile(r"(?<![0-9A-Za-z])" + re.escape(old) + r"(?![0-9])")
-        for _, sql in triggers:
-            con.execute(pattern.sub(new, sql))
-
-    def _add_columns(self, con, table, columns: dict):
-        """Add the columns the table lacks (name -> a Series or value giving the type); empty in every row."""
-        existing = set(self._table_columns(con, table))
-        for name, values in columns.items():
-            if name in existing:
-                continue
-            if not str(name) or str(name).lower() == "fid":
-                raise BadInput(f"cannot add a column named {name!r}")
-            con.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(str(name))} {_sql_type(values)}")
-            existing.add(name)
-
-    @staticmethod
-    def _append_rows(path, table, rows):
-        import pyogrio
-
-        pyogrio.write_dataframe(rows, path, driver="GPKG", layer=table, append=True, promote_to_multi=False,
-                                geometry_type="Unknown")
-
-    @staticmethod
-    def _with_gdal_options(action):
-        import pyogrio
-
-        options = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "OFF"}
-        pyogrio.set_gdal_config_options(options)
-        try:
-            return action()
-        finally:
-            pyogrio.set_gdal_config_options({key: None for key in options})
 
     # -- flags ----------------------------------------------------------------------------------
     def get_flag(self, name):
@@ -614,239 +522,43 @@ class EmbeddedStore(Store):
 
     # -- reading --------------------------------------------------------------------------------
     def read_layer(self, kind):
-        import pyogrio
-        
-        table = self._active_table(kind)
-        return pyogrio.read_dataframe(self.table_path(table), layer=table, use_arrow=True)
-
-    def _select(self, kind, table, query: FeatureQuery):
-        """SQL and parameters for a query, without its limit; None when nothing can match."""
-        bbox = query.bbox
-        if query.mask is not None:
-            if query.mask.is_empty:
-                return None
-            mask_box = query.mask.bounds
-            bbox = mask_box if bbox is None else (
-                max(bbox[0], mask_box[0]), max(bbox[1], mask_box[1]), min(bbox[2], mask_box[2]), min(bbox[3], mask_box[3]))
-            if bbox[0] > bbox[2] or bbox[1] > bbox[3]:
-                return None
-        where, params = [], []
-        if bbox is not None:
-            where_bbox, bbox_params = self._bbox_filter(kind, table, bbox)
-            if where_bbox:
-                where.append(where_bbox)
-                params += bbox_params
-        for name, values in query.in_filters.items():
-            where.append(f"t.{_quote(name)} IN ({', '.join('?' * len(values))})")
-            params += list(values)
-        for name, value in query.min_filters.items():
-            where.append(f"t.{_quote(name)} >= ?")
-            params.append(value)
-        for name, value in query.max_filters.items():
-            where.append(f"t.{_quote(name)} < ?")
-            params.append(value)
-        null_where, null_params = self._null_or_in(table, query.null_or_in)
-        where += null_where
-        params += null_params
-        sql = f"SELECT * FROM {_quote(table)} t"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return sql + " ORDER BY t.fid", params
-
-    def _masked_rows(self, table, sql, params, mask, wanted):
-        """Stream rows and keep those whose geometry meets ``mask``, until ``wanted`` are found."""
-        import numpy as np
-        
-        import shapely as _shapely
-
-        _shapely.prepare(mask)
-        geom_col = self._geometry_column(table)
-        cursor = self._table_reader(table).execute(sql, params)
-        kept = []
-        while len(kept) < wanted:
-            batch = cursor.fetchmany(1000)
-            if not batch:
-                break
-            geoms = _shapely.from_wkb(np.array([gpkg_blob_to_wkb(r[geom_col]) for r in batch], dtype=object))
-            hits = _shapely.intersects(mask, geoms)
-            kept += [row for row, hit in zip(batch, hits) if hit]
-        cursor.close()
-        return kept[:wanted]
+        return self._active(kind).whole()
 
     def query_features(self, kind, query: FeatureQuery):
-        table = self._active_table(kind)
-        select = self._select(kind, table, query)
-        if select is None:
-            return self._rows_to_frame(table, []), False
-        sql, params = select
-        wanted = int(query.limit) + 1
-        head_from = self._head_from(kind)
-        if head_from is None:
-            rows = self._rows(table, sql, params, query.mask, wanted)
-        else:
-            # appended rows (reports) first, newest first, then the rest in file order; each part by fid range
-            where = " AND " if " WHERE " in sql else " WHERE "
-            body = sql[: -len(" ORDER BY t.fid")]
-            rows = self._rows(table, f"{body}{where}t.fid >= ? ORDER BY t.fid DESC", [*params, head_from],
-                              query.mask, wanted)
-            if len(rows) < wanted:
-                rows += self._rows(table, f"{body}{where}t.fid < ? ORDER BY t.fid", [*params, head_from], query.mask,
-                                   wanted - len(rows))
+        version = self._active(kind)
+        rows = version.select(query, wanted=int(query.limit) + 1)
         exceeded = len(rows) > query.limit
-        return self._rows_to_frame(table, rows[: query.limit]), exceeded
-
-    def _rows(self, table, sql, params, mask, wanted):
-        if mask is not None:
-            return self._masked_rows(table, sql, params, mask, wanted)
-        return self._table_reader(table).execute(sql + " LIMIT ?", [*params, wanted]).fetchall()
-
-    def _head_from(self, kind):
-        """The first fid of the rows appended since the layer was last imported (None: nothing appended).
-
-        Appended rows sit at the end of the file, but they are the newest news (a report just made): viewport
-        queries read them first, so that a view cut off at its limit still shows them."""
-        row = self._catalogue().execute(
-            "SELECT json_extract(report, '$.first_appended_fid') FROM webmap_versions WHERE kind = ? AND active = 1",
-            (kind,)).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+        return version.frame(rows[: query.limit]), exceeded
 
     def summarize(self, kind, query: FeatureQuery):
         """``(count, bbox)`` of everything the query matches (for filtered users: counts must not leak)."""
-        table = self._active_table(kind)
-        select = self._select(kind, table, query)
-        if select is None:
-            return 0, None
-        sql, params = select
-        rtree = _quote(f"rtree_{table}_{self._geometry_column(table)}")
-        if query.mask is not None:
-            rows = self._masked_rows(table, sql, params, query.mask, 10**12)
-            fids = [r["fid"] for r in rows]
-        else:
-            fids = [r[0] for r in self._table_reader(table).execute(sql.replace("SELECT *", "SELECT t.fid", 1), params)]
-        if not fids:
-            return 0, None
-        con = self._table_reader(table)
-        box = [None, None, None, None]
-        for start in range(0, len(fids), 900):
-            chunk = fids[start:start + 900]
-            row = con.execute(f"SELECT MIN(minx), MIN(miny), MAX(maxx), MAX(maxy) FROM {rtree} WHERE id IN"
-                              f" ({', '.join('?' * len(chunk))})", chunk).fetchone()
-            box = [row[i] if box[i] is None else (min if i < 2 else max)(box[i], row[i]) for i in range(4)]
-        return len(fids), box
-
-    def _bbox_filter(self, kind, table, bbox):
-        """The cheapest plan for a bbox, from how much of the layer it covers.
-
-        A view that holds the whole layer needs no filter. A view over much of it is answered by walking
-        the table in order and checking each row's box in the R-tree by id, stopping at the limit. A small
-        view asks the R-tree for its ids first (materialising a million ids took 2.5 s at city scale).
-        """
-        west, south, east, north = bbox
-        row = self._catalogue().execute(
-            "SELECT bbox FROM webmap_versions WHERE kind = ? AND active = 1", (kind,)).fetchone()
-        extent = json.loads(row["bbox"]) if row and row["bbox"] else None
-        if extent:
-            ex_w, ex_s, ex_e, ex_n = extent
-            if west <= ex_w and south <= ex_s and east >= ex_e and north >= ex_n:
-                return None, []
-            layer_area = max((ex_e - ex_w) * (ex_n - ex_s), 1e-12)
-            overlap = max(0.0, min(east, ex_e) - max(west, ex_w)) * max(0.0, min(north, ex_n) - max(south, ex_s))
-            correlated = overlap / layer_area >= 0.25
-        else:
-            correlated = False
-        rtree = _quote(f"rtree_{table}_{self._geometry_column(table)}")
-        box = "minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?"
-        if correlated:
-            return f"EXISTS (SELECT 1 FROM {rtree} r WHERE r.id = t.fid AND r.{box.replace(' AND ', ' AND r.')})", \
-                [east, west, north, south]
-        return f"t.fid IN (SELECT id FROM {rtree} WHERE {box})", [east, west, north, south]
-
-    def _columns(self, table) -> set:
-        columns = self._columns_cache.get(table)
-        if columns is None:
-            columns = self._columns_cache[table] = {
-                r[1] for r in self._table_reader(table).execute(f"PRAGMA table_info({_quote(table)})")}
-        return columns
-
-    def _null_or_in(self, table, filters: dict):
-        """SQL for ``FeatureQuery.null_or_in``; a column the version lacks is empty in every row: no clause."""
-        where, params = [], []
-        columns = self._columns(table)
-        for name, values in (filters or {}).items():
-            if name not in columns:
-                continue
-            column = f"t.{_quote(name)}"
-            clause = f"{column} IS NULL OR {column} = ''"
-            if values:
-                clause += f" OR {column} IN ({', '.join('?' * len(values))})"
-                params += list(values)
-            where.append(f"({clause})")
-        return where, params
-
-    def _geometry_column(self, table):
-        row = self._table_reader(table).execute(
-            "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (table,)
-        ).fetchone()
-        return row[0] if row else "geom"
-
-    def _rows_to_frame(self, table, rows):
-        import geopandas as gpd
-        import numpy as np
-        import pandas as pd
-        import shapely
-        
-        geom_col = self._geometry_column(table)
-        if rows:
-            columns = list(rows[0].keys())
-        else:
-            columns = [r[1] for r in self._table_reader(table).execute(f"PRAGMA table_info({_quote(table)})")]
-        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
-        blobs = frame.pop(geom_col) if geom_col in frame else pd.Series([], dtype=object)
-        wkb = np.array([gpkg_blob_to_wkb(b) for b in blobs], dtype=object)
-        geometry = shapely.from_wkb(wkb) if len(wkb) else np.array([], dtype=object)
-        return gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
+        version = self._active(kind)
+        rows = version.select(query)
+        return int(len(rows)), version.bounds_of(rows)
 
     def distinct_values(self, kind, field, limit=200):
-        table = self._active_table(kind)
-        rows = self._table_reader(table).execute(
-            f"SELECT DISTINCT {_quote(field)} FROM {_quote(table)} WHERE {_quote(field)} IS NOT NULL"
-            f" AND {_quote(field)} != '' ORDER BY 1 LIMIT ?", (limit,)
-        ).fetchall()
-        return [r[0] for r in rows]
+        return self._active(kind).distinct(field, limit)
 
     def search(self, text_folded, kinds, limit, filters=None):
-        """Rows whose folded search text holds ``text_folded``; ``filters`` maps a kind to the
-        FeatureQuery (owner filter, mask) that the searching user is held to."""
+        """Rows whose folded search text holds ``text_folded``, shortest text first; ``filters`` maps a kind
+        to the FeatureQuery (owner filter, mask) that the searching user is held to."""
         results = []
-        pattern = "%" + text_folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         for kind in kinds:
             try:
-                table = self._active_table(kind)
+                version = self._active(kind)
             except NotFound:
                 continue
             rule = (filters or {}).get(kind) or FeatureQuery()
             if rule.mask is not None and rule.mask.is_empty:
                 continue
-            rtree = _quote(f"rtree_{table}_{self._geometry_column(table)}")
-            where, params = ["t._search LIKE ? ESCAPE '\\'"], [pattern]
-            for name, values in rule.in_filters.items():
-                where.append(f"t.{_quote(name)} IN ({', '.join('?' * len(values))})")
-                params += list(values)
-            null_where, null_params = self._null_or_in(table, rule.null_or_in)
-            where += null_where
-            params += null_params
-            sql = (
-                f"SELECT t.*, r.minx AS _minx, r.miny AS _miny, r.maxx AS _maxx, r.maxy AS _maxy"
-                f" FROM {_quote(table)} t JOIN {rtree} r ON r.id = t.fid"
-                f" WHERE {' AND '.join(where)} ORDER BY length(t._search), t.fid"
-            )
+            rows = version.containing_text("_search", text_folded)
+            rows = version.filter_rows(rows, rule)
+            rows = rows[np.lexsort((rows, version.text_lengths("_search", rows)))]
             if rule.mask is not None:
-                rows = self._masked_rows(table, sql, params, rule.mask, limit)
-            else:
-                rows = self._table_reader(table).execute(sql + " LIMIT ?", [*params, limit]).fetchall()
-            for row in rows:
-                results.append({"layer": kind, "row": dict(row),
-                                "bbox": [row["_minx"], row["_miny"], row["_maxx"], row["_maxy"]]})
+                rows = version.meeting_mask(rows, rule.mask, limit)
+            rows = rows[:limit]
+            for position, row in zip(rows, version.records(rows)):
+                results.append({"layer": kind, "row": row, "bbox": version.bounds_of(np.array([position]))})
         return results
 
     def close(self):
@@ -854,6 +566,3 @@ class EmbeddedStore(Store):
         if con is not None:
             con.close()
             self._local.catalogue = None
-        for con in (getattr(self._local, "tables", None) or {}).values():
-            con.close()
-        self._local.tables = {}
