@@ -469,7 +469,7 @@ def test_a_failed_import_leaves_the_store_as_it_was(store, tmp_path):
              store.read_layer("stations").to_json())
     assert after == before
     assert [v.version for v in after[0]] == [1] and after[0][0].active and after[0][0].feature_count == 3
-    assert after[1] == ["stations_v1.gpkg"]
+    assert after[1] == ["stations_v1.arrow"]
 
 
 def test_report_is_kept_with_the_version(store, tmp_path):

@@ -13,6 +13,8 @@ from datetime import timezone, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from webmap.catalog import FieldDef, LayerDef, fold
 from webmap.errors import SchemaError
@@ -56,6 +58,29 @@ def match_columns(layer: LayerDef, columns: list[str], mapping: dict | None = No
     return found
 
 
+def _arrow_text(series: pd.Series):
+    """The column as Arrow text, without copying when pandas already holds it in Arrow (as pyogrio gives it)."""
+    try:
+        values = pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):  # mixed Python objects
+        values = pa.array([None if pd.isna(v) else str(v) for v in series], type=pa.large_string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        try:
+            values = pc.cast(values, pa.large_string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    return values
+
+
+def _text_series(values, index) -> pd.Series:
+    """Arrow text back as a pandas "string" column (no copy)."""
+    return pd.Series(pd.arrays.ArrowStringArray(values), index=index)
+
+
 def _label_lookup(f: FieldDef) -> dict:
     lookup = {fold(v): v for v in f.allowed or ()}
     for code, labels in f.value_labels.items():
@@ -66,7 +91,12 @@ def _label_lookup(f: FieldDef) -> dict:
 
 def _convert(f: FieldDef, series: pd.Series, layer: LayerDef) -> pd.Series:
     name = f"{layer.kind}.{f.name}"
-    blank = series.isna() | (series.astype("string").str.strip() == "")
+    if f.type == "string":
+        fast = _convert_text(f, series, name)
+        if fast is not None:
+            return fast
+    textual = series.dtype == object or pd.api.types.is_string_dtype(series)
+    blank = series.isna() | (series.astype("string").str.strip() == "") if textual else series.isna()
     if f.type == "string":
         out = series.astype("string").str.strip()
         if f.allowed:
@@ -77,11 +107,7 @@ def _convert(f: FieldDef, series: pd.Series, layer: LayerDef) -> pd.Series:
             mapped = pd.Series(targets[codes], index=out.index, dtype=object)
             bad = ~blank & mapped.isna()
             if bad.any():
-                values = sorted({str(v) for v in series[bad]})[:MAX_LISTED]
-                raise SchemaError(
-                    f"{name}: value(s) {', '.join(repr(v) for v in values)} not allowed (rows {_rows(series.index[bad])}); "
-                    f"allowed: {', '.join(f.allowed)}"
-                )
+                _refuse_values(f, name, series, bad)
             out = mapped.astype("string")
         return out.where(~blank, None)
     if f.type in ("integer", "number"):
@@ -107,7 +133,60 @@ def _convert(f: FieldDef, series: pd.Series, layer: LayerDef) -> pd.Series:
     raise SchemaError(f"{name}: unsupported field type {f.type}")
 
 
+def _refuse_values(f, name, series, bad):
+    values = sorted({str(v) for v in series[bad]})[:MAX_LISTED]
+    raise SchemaError(
+        f"{name}: value(s) {', '.join(repr(v) for v in values)} not allowed (rows {_rows(series.index[bad])}); "
+        f"allowed: {', '.join(f.allowed)}"
+    )
+
+
+def _convert_text(f: FieldDef, series: pd.Series, name: str):
+    """A text field the Arrow way (a million rows in tens of milliseconds): trimmed, blanks empty, and coded
+    values mapped from their distinct values only. None when the column cannot be read as text."""
+    values = _arrow_text(series)
+    if values is None:
+        return None
+    trimmed = pc.utf8_trim_whitespace(values)
+    blank = pc.fill_null(pc.equal(trimmed, ""), True)
+    if not f.allowed:
+        return _text_series(pc.if_else(blank, pa.scalar(None, type=trimmed.type), trimmed), series.index)
+    encoded = pc.dictionary_encode(trimmed)
+    lookup = _label_lookup(f)
+    targets = pa.array([lookup.get(fold(value)) if value else None for value in encoded.dictionary.to_pylist()],
+                       type=trimmed.type)
+    mapped = pc.take(targets, encoded.indices)
+    bad = pc.and_(pc.invert(blank), pc.is_null(mapped)).to_numpy(zero_copy_only=False)
+    if bad.any():
+        _refuse_values(f, name, series, bad)
+    return _text_series(pc.if_else(blank, pa.scalar(None, type=trimmed.type), mapped), series.index)
+
+
+def _canonical_times(f, series):
+    """The column as it is when every value is already canonical text (ISO 8601, +07:00) of a real date: the
+    usual case for files this product wrote, checked in Arrow; None otherwise (then parsed by pandas)."""
+    if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
+        return None
+    values = _arrow_text(series)
+    if values is None:
+        return None
+    trimmed = pc.utf8_trim_whitespace(values)
+    blank = pc.fill_null(pc.equal(trimmed, ""), True)
+    pattern = "^" + (_DATE_RE if f.type == "date" else _DATETIME_RE) + "$"
+    canonical = pc.fill_null(pc.match_substring_regex(trimmed, pattern), False)
+    if not pc.all(pc.or_(blank, canonical)).as_py():
+        return None
+    width, fmt = (10, "%Y-%m-%d") if f.type == "date" else (19, "%Y-%m-%dT%H:%M:%S")
+    parsed = pc.strptime(pc.utf8_slice_codeunits(trimmed, 0, width), format=fmt, unit="s", error_is_null=True)
+    if not pc.all(pc.or_(blank, pc.is_valid(parsed))).as_py():  # 2024-02-30 looks canonical: let pandas say why
+        return None
+    return _text_series(pc.if_else(blank, pa.scalar(None, type=trimmed.type), trimmed), series.index)
+
+
 def _convert_time(f, series, blank, name):
+    fast = _canonical_times(f, series)
+    if fast is not None:
+        return fast
     if pd.api.types.is_datetime64_any_dtype(series):
         parsed = series
     else:
@@ -168,7 +247,9 @@ def conform_attributes(layer: LayerDef, frame: pd.DataFrame, *, mapping=None, ow
                 raise SchemaError(f"{layer.kind}.{f.name} is required but empty in rows {_rows(frame.index[missing])}")
         out[f.name] = converted
     ids = out[layer.id_field]
-    duplicated = ids[ids.notna() & ids.duplicated(keep=False)]
+    present = ids.dropna()
+    unique = pc.count_distinct(pa.array(present, from_pandas=True)).as_py() if len(present) else 0
+    duplicated = ids[ids.notna() & ids.duplicated(keep=False)] if unique != len(present) else ids.iloc[:0]
     if len(duplicated):
         values = sorted(set(duplicated.astype(str)))[:MAX_LISTED]
         raise SchemaError(f"{layer.kind}.{layer.id_field} must be unique; repeated: {', '.join(values)}")
