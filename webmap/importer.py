@@ -95,10 +95,12 @@ def view_rank(layer, gdf) -> np.ndarray | None:
     if not layer.time_field or layer.time_field not in gdf.columns or not len(gdf):
         return None
     text = pa.array(gdf[layer.time_field].astype("string"), type=pa.string())
-    stamps = pc.strptime(pc.utf8_slice_codeunits(text, 0, 19), format="%Y-%m-%dT%H:%M:%S", unit="s",
-                         error_is_null=True)
-    days = pc.strptime(pc.utf8_slice_codeunits(text, 0, 10), format="%Y-%m-%d", unit="s", error_is_null=True)
-    seconds = pc.coalesce(stamps, days).cast(pa.int64())
+    seconds = pc.strptime(pc.utf8_slice_codeunits(text, 0, 19), format="%Y-%m-%dT%H:%M:%S", unit="s",
+                          error_is_null=True)
+    if seconds.null_count > text.null_count:  # dates without a time (a date field), or empty times
+        days = pc.strptime(pc.utf8_slice_codeunits(text, 0, 10), format="%Y-%m-%d", unit="s", error_is_null=True)
+        seconds = pc.coalesce(seconds, days)
+    seconds = seconds.cast(pa.int64())
     key = pc.fill_null(seconds, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
     order = np.argsort(-key, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
