@@ -156,25 +156,35 @@ def boxes_2km(gdf, count, seed=3):
 
 # -- sections -------------------------------------------------------------------------------------
 def bench_import(args, incidents):
+    """Raw read and whole import of the same file, alternated ``args.rounds`` times: medians and their ratio
+    (one run on a shared 2-core machine varies by 20 %; alternating keeps both sides in the same weather)."""
     from webmap.importer import import_layer
     from webmap.store.embedded import EmbeddedStore
 
     gpkg, shp_zip = write_inputs(incidents, "incidents")
-    print(f"\n== import: {len(incidents):,} incidents ==")
+    print(f"\n== import: {len(incidents):,} incidents, median of {args.rounds} alternated rounds ==")
     for label, path in (("GeoPackage", gpkg), ("zipped Shapefile", shp_zip)):
-        t0 = time.perf_counter()
-        raw = pyogrio.read_dataframe(path, use_arrow=True)
-        raw_s = time.perf_counter() - t0
-        folder = tempfile.mkdtemp(dir=OUT)
-        store = EmbeddedStore(folder)
-        t0 = time.perf_counter()
-        report = import_layer(store, path, "incidents")
-        ours_s = time.perf_counter() - t0
-        assert report.features_kept == len(raw) == len(incidents)
-        print(f"{label:>17}: raw pyogrio Arrow read {raw_s:6.2f} s ({len(raw) / raw_s:>10,.0f} features/s); "
-              f"webmap import {ours_s:6.2f} s ({len(raw) / ours_s:>10,.0f} features/s); "
-              f"ratio {ours_s / raw_s:4.2f}x [target <= 3x]")
-        shutil.rmtree(folder)
+        raw_times, our_times = [], []
+        for _ in range(args.rounds):
+            t0 = time.perf_counter()
+            raw = pyogrio.read_dataframe(path, use_arrow=True)
+            raw_times.append(time.perf_counter() - t0)
+            count = len(raw)
+            del raw
+            folder = tempfile.mkdtemp(dir=OUT)
+            store = EmbeddedStore(folder)
+            t0 = time.perf_counter()
+            report = import_layer(store, path, "incidents")
+            our_times.append(time.perf_counter() - t0)
+            assert report.features_kept == count == len(incidents)
+            store.close()
+            shutil.rmtree(folder)
+        raw_s, ours_s = statistics.median(raw_times), statistics.median(our_times)
+        print(f"{label:>17}: raw pyogrio Arrow read {raw_s:6.2f} s ({count / raw_s:>10,.0f} features/s); "
+              f"webmap import {ours_s:6.2f} s ({count / ours_s:>10,.0f} features/s); "
+              f"ratio {ours_s / raw_s:4.2f}x [target <= 3x] "
+              f"(rounds: raw {', '.join(f'{t:.2f}' for t in raw_times)}; "
+              f"import {', '.join(f'{t:.2f}' for t in our_times)})")
 
 
 BENCH_USER = "bench.police"
@@ -434,6 +444,7 @@ def main():
     parser.add_argument("--folium-max", type=int, default=100_000, help="most points folium inlines")
     parser.add_argument("--baseline-venv", default="/work/bench-venv")
     parser.add_argument("--only", choices=["import", "viewport", "page"], action="append")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds of each import measure (medians)")
     args = parser.parse_args()
     os.makedirs(OUT, exist_ok=True)
     sections = args.only or ["import", "viewport", "page"]

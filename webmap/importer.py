@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
 import geopandas as gpd
@@ -130,6 +131,13 @@ def _hash_in_background(path):
     return digest
 
 
+def _conform(layer, frame, mapping, owner):
+    """``conform_attributes`` with the warnings it gives, and the rows' view rank, for a worker thread."""
+    warnings = []
+    attributes = conform_attributes(layer, frame, mapping=mapping, owner=owner, warnings=warnings)
+    return attributes, warnings, view_rank(layer, attributes)
+
+
 def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=None, mapping=None, progress=None):
     """Read, check and convert a file; return a ``PreparedLayer`` (rows in EPSG:4326 and the report). Writes nothing.
 
@@ -151,36 +159,46 @@ def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=Non
         raw = read_source(source, encoding)
     report.encoding = raw.encoding
     report.warnings += raw.notes
-    gdf = raw.gdf
-    report.features_read = len(gdf)
-    if len(gdf) == 0:
+    report.features_read = len(raw)
+    if len(raw) == 0:
         raise BadInput(f"{report.source} holds no features")
-    step("geometry")
-    counts = {}
-    geoms, keep = clean_geometries(gdf.geometry.values, layer.geometry, counts)
-    report.repaired = counts["repaired"]
-    report.dropped_empty = counts["dropped_empty"]
-    report.dropped_unrepairable = counts["dropped_unrepairable"]
-    if not keep.any():
-        raise BadInput(f"{report.source}: no feature has a usable geometry")
-    everything_kept = bool(keep.all())
-    kept = geoms if everything_kept else geoms[keep]
-    bounds = tuple(float(v) for v in shapely.total_bounds(kept))
-    step("crs")
-    resolution = crs_mod.resolve_crs(raw.crs, user_crs=crs, bounds=bounds)
-    report.crs = resolution.source.to_string() if resolution.source is not None else ""
-    report.transformation = resolution.description
-    report.warnings += list(resolution.warnings)
-    lonlat = resolution.transform_geometries(kept) if resolution.moves_coordinates else kept
-    crs_mod.check_lonlat_bounds(tuple(float(v) for v in shapely.total_bounds(lonlat)))
-    polygons = has_polygons(lonlat)
-    if polygons:
-        lonlat = orient_rfc7946(lonlat)
-    step("attributes")
-    frame = gdf.drop(columns=gdf.geometry.name)
-    if not everything_kept:
-        frame = frame.loc[keep]
-    attributes = conform_attributes(layer, frame, mapping=mapping, owner=owner, warnings=report.warnings)
+    frame = raw.attributes()
+    # Two things at once (shapely and Arrow release the GIL): the attributes are mapped to the schema for
+    # every row on another thread while this one parses and checks the geometries. When a check drops rows
+    # (null or unrepairable geometries), the mapping is done again on the rows kept, so its result and its
+    # errors are exactly those of mapping the kept rows alone.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="webmap-conform") as pool:
+        mapped = pool.submit(_conform, layer, frame, mapping, owner)
+        try:
+            step("geometry")
+            counts = {}
+            geoms, keep = clean_geometries(raw.geometries(), layer.geometry, counts)
+            report.repaired = counts["repaired"]
+            report.dropped_empty = counts["dropped_empty"]
+            report.dropped_unrepairable = counts["dropped_unrepairable"]
+            if not keep.any():
+                raise BadInput(f"{report.source}: no feature has a usable geometry")
+            everything_kept = bool(keep.all())
+            kept = geoms if everything_kept else geoms[keep]
+            bounds = tuple(float(v) for v in shapely.total_bounds(kept))
+            step("crs")
+            resolution = crs_mod.resolve_crs(raw.crs, user_crs=crs, bounds=bounds)
+            report.crs = resolution.source.to_string() if resolution.source is not None else ""
+            report.transformation = resolution.description
+            report.warnings += list(resolution.warnings)
+            lonlat = resolution.transform_geometries(kept) if resolution.moves_coordinates else kept
+            crs_mod.check_lonlat_bounds(tuple(float(v) for v in shapely.total_bounds(lonlat)))
+            polygons = has_polygons(lonlat)
+            if polygons:
+                lonlat = orient_rfc7946(lonlat)
+        finally:
+            wait([mapped])  # never leave the mapping running behind an error
+        step("attributes")
+        if everything_kept:
+            attributes, warnings, rank = mapped.result()
+        else:
+            attributes, warnings, rank = _conform(layer, frame.loc[keep], mapping, owner)
+    report.warnings += warnings
     out = gpd.GeoDataFrame(attributes.reset_index(drop=True), geometry=np.asarray(lonlat, dtype=object),
                            crs="EPSG:4326")
     report.features_kept = len(out)
@@ -193,7 +211,7 @@ def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=Non
     if untouched:
         wkb = raw.wkb if everything_kept else raw.wkb.filter(pa.array(keep))
     report.sha256 = digest()
-    return PreparedLayer(out, report, wkb=wkb, rank=view_rank(layer, out))
+    return PreparedLayer(out, report, wkb=wkb, rank=rank)
 
 
 def provenance_of(report: ImportReport) -> dict:

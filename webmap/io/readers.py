@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import shapely
 
@@ -47,15 +48,34 @@ Y_NAMES = ("y", "northing", "toa_do_y")
 
 @dataclass
 class RawLayer:
-    """What a file holds, before schema mapping: geometries in the file's CRS."""
+    """What a file holds, before schema mapping: geometries in the file's CRS.
 
-    gdf: gpd.GeoDataFrame
+    ``frame`` is a GeoDataFrame, or, for a file read in one piece through the Arrow path, its attributes
+    alone with the geometries still as the WKB GDAL gave (``wkb``, pyarrow): the importer parses them on
+    another thread while it maps the attributes (shapely and Arrow release the GIL), and an import whose
+    checks change no geometry stores these bytes rather than have shapely write them again.
+    """
+
+    frame: pd.DataFrame
     crs: object | None  # pyproj CRS, or None when the file names none
     encoding: str
     notes: list = field(default_factory=list)
-    # the WKB GDAL gave for gdf's geometries (pyarrow), when read in one piece through the Arrow path: an
-    # import whose checks change no geometry stores these bytes rather than have shapely write them again
     wkb: object = None
+
+    @property
+    def lazy(self) -> bool:
+        return not isinstance(self.frame, gpd.GeoDataFrame)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def attributes(self) -> pd.DataFrame:
+        return self.frame if self.lazy else self.frame.drop(columns=self.frame.geometry.name)
+
+    def geometries(self) -> np.ndarray:
+        if self.lazy:
+            return shapely.from_wkb(self.wkb.to_numpy(zero_copy_only=False), on_invalid="warn")
+        return np.asarray(self.frame.geometry.values, dtype=object)
 
 
 def normalise_encoding(name: str) -> str:
@@ -164,16 +184,17 @@ def _tab_charset(path: str) -> str | None:
     return TAB_CHARSETS.get(charset.replace("-", "").replace("_", ""), normalise_encoding(charset))
 
 
-def _pyogrio_read(path, layer=None, encoding=None, with_wkb=False):
-    """The layer as a GeoDataFrame (and, with ``with_wkb``, the WKB it was read from, or None)."""
+def _pyogrio_read(path, layer=None, encoding=None, lazy=False):
+    """The layer as a GeoDataFrame; with ``lazy``, ``(frame, crs, wkb)``: on the Arrow path the attributes
+    alone and the WKB, unparsed (else the GeoDataFrame, its CRS and None)."""
     # pyogrio's Arrow path refuses any encoding but UTF-8 (ValueError), so latin1 reads take the classic path
     use_arrow = encoding is None or encoding.lower().replace("-", "") == "utf8"
     try:
         if use_arrow:
-            gdf, wkb = _read_arrow(path, layer, encoding)
+            frame, crs, wkb = _read_arrow(path, layer, encoding, parse=not lazy)
         else:
-            gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, on_invalid="warn")
-            wkb = None
+            frame = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, on_invalid="warn")
+            crs, wkb = frame.crs, None
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         # name the file as the user knows it (not our private unpacking folder), without GDAL's driver-prefix hint
@@ -185,11 +206,12 @@ def _pyogrio_read(path, layer=None, encoding=None, with_wkb=False):
         if type(exc).__name__ == "ArrowInvalid" and "utf8" in str(exc).lower().replace("-", ""):
             raise _NotUtf8() from None
         raise
-    return (gdf, wkb) if with_wkb else gdf
+    return (frame, crs, wkb) if lazy else frame
 
 
-def _read_arrow(path, layer, encoding):
-    """pyogrio's Arrow read, as ``read_dataframe(use_arrow=True)`` makes it, keeping the WKB column."""
+def _read_arrow(path, layer, encoding, parse=True):
+    """pyogrio's Arrow read, as ``read_dataframe(use_arrow=True)`` makes it: ``(GeoDataFrame, crs, wkb)``;
+    without ``parse``, the attributes alone stand for the GeoDataFrame (the WKB is left to the caller)."""
     meta, table = pyogrio.read_arrow(path, layer=layer, encoding=encoding)
     name = meta.get("geometry_name") or "wkb_geometry"
     if name in table.column_names:
@@ -197,12 +219,17 @@ def _read_arrow(path, layer, encoding):
         table = table.drop_columns([name])
         if hasattr(wkb, "storage"):  # a geoarrow.wkb extension array: its plain binary storage
             wkb = wkb.storage
-        geometry = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False), on_invalid="warn")
     else:  # a table without geometry (GDAL reads some files so)
-        wkb = None
-        geometry = np.full(table.num_rows, None, dtype=object)
+        wkb = pa.nulls(table.num_rows, type=pa.binary())
     frame = table.to_pandas()
-    return gpd.GeoDataFrame(frame, geometry=geometry, crs=meta.get("crs")), wkb
+    crs = meta.get("crs")
+    if not parse:
+        from pyproj import CRS
+
+        return frame, (CRS.from_user_input(crs) if crs else None), wkb
+    geometry = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False), on_invalid="warn")
+    gdf = gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
+    return gdf, gdf.crs, wkb
 
 
 # LIBKML names the placemark's id attribute "id" and then renames a data field called "id" to "id2" (for
@@ -253,10 +280,11 @@ def _reinterpret_legacy(df, encoding: str, notes: list):
     return out
 
 
-def _read_vector(source: Source, notes: list, encoding=None, with_wkb=False):
-    """GeoJSON, GeoPackage or KML (every folder of a KML, merged) as one GeoDataFrame (and its WKB, or None)."""
+def _read_vector(source: Source, notes: list, encoding=None, lazy=False):
+    """GeoJSON, GeoPackage or KML (every folder of a KML, merged) as one GeoDataFrame; with ``lazy``,
+    ``(frame, crs, wkb)`` as ``_pyogrio_read`` gives them."""
     if source.format != "kml":
-        return _pyogrio_read(source.path, layer=source.layer, encoding=encoding, with_wkb=with_wkb)
+        return _pyogrio_read(source.path, layer=source.layer, encoding=encoding, lazy=lazy)
     layers = [name for name, _ in pyogrio.list_layers(source.path)]
     frames = [_tidy_kml(_read_kml_layer(source.path, name, encoding)) for name in layers]
     frames = [f for f in frames if len(f)] or frames[:1]
@@ -265,7 +293,7 @@ def _read_vector(source: Source, notes: list, encoding=None, with_wkb=False):
     if len(layers) > 1:
         notes.append(f"KML folders merged: {', '.join(layers)}")
     merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
-    return (merged, None) if with_wkb else merged
+    return (merged, merged.crs, None) if lazy else merged
 
 
 def read_source(source: Source, encoding: str | None = None) -> RawLayer:
@@ -279,7 +307,7 @@ def read_source(source: Source, encoding: str | None = None) -> RawLayer:
         return _read_csv(source, override, notes)
     if fmt in ("geojson", "gpkg", "kml"):
         try:
-            gdf, wkb = _read_vector(source, notes, with_wkb=True)
+            frame, crs, wkb = _read_vector(source, notes, lazy=True)
         except _NotUtf8:
             # not UTF-8 as these formats require: legacy bytes from an old converter; decode them like a DBF
             notes.append(f"{fmt} text is not valid UTF-8")
@@ -290,11 +318,11 @@ def read_source(source: Source, encoding: str | None = None) -> RawLayer:
         used = "utf-8"
         if override and override not in ("utf-8",):
             if override in vietnamese.LEGACY_ENCODINGS:
-                gdf = _reinterpret_legacy(gdf, override, notes)
+                frame = _reinterpret_legacy(frame, override, notes)
                 used = override
             else:
                 notes.append(f"--encoding {override} ignored: {fmt} text is always UTF-8")
-        return RawLayer(gdf, gdf.crs, used, notes, wkb=wkb)
+        return RawLayer(frame, crs, used, notes, wkb=wkb)
     if fmt in ("shapefile", "mapinfo"):
         declared = None
         if fmt == "shapefile":
@@ -308,8 +336,8 @@ def read_source(source: Source, encoding: str | None = None) -> RawLayer:
         chosen = override or declared
         if chosen == "utf-8":
             try:
-                gdf, wkb = _pyogrio_read(source.path, encoding="UTF-8", with_wkb=True)
-                return RawLayer(gdf, gdf.crs, "utf-8", notes, wkb=wkb)
+                frame, crs, wkb = _pyogrio_read(source.path, encoding="UTF-8", lazy=True)
+                return RawLayer(frame, crs, "utf-8", notes, wkb=wkb)
             except _NotUtf8:  # e.g. a UTF-8 field name cut at 10 bytes in the middle of a letter
                 notes.append("some text is not valid UTF-8 (a field name cut in the middle of a letter?): "
                              "decoded byte by byte")
