@@ -1,4 +1,4 @@
-"""Shared fixtures: an app on a temporary instance (its own GeoPackage store), the CLI runner, and
+"""Shared fixtures: an app on a temporary instance (its own embedded store), the CLI runner, and
 small hand-checkable layer files written by the tests themselves (see tests/fixtures.py)."""
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def view_rank(layer, gdf) -> np.ndarray | None:
         days = pc.strptime(pc.utf8_slice_codeunits(text, 0, 10), format="%Y-%m-%d", unit="s", error_is_null=True)
         seconds = pc.coalesce(seconds, days)
     seconds = seconds.cast(pa.int64())
-    key = pc.fill_null(seconds, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
+    key = pc.fill_null(seconds, np.iinfo(np.int64).min + 1).to_numpy(zero_copy_only=False)  # negated below
     order = np.argsort(-key, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)

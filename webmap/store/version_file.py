@@ -126,8 +126,25 @@ def write_file(path: str, table: pa.Table) -> None:
 
 
 def concat(tables: list[pa.Table]) -> pa.Table:
-    """Rows of several versions' tables as one (columns one lacks are empty in its rows)."""
-    merged = pa.concat_tables([t.replace_schema_metadata(None) for t in tables], promote_options="permissive")
+    """Rows of several versions' tables as one (columns one lacks are empty in its rows; a column whose
+    types disagree, numbers in one and words in another, becomes text, as SQLite would have kept it)."""
+    tables = [t.replace_schema_metadata(None) for t in tables]
+    try:
+        merged = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        types: dict = {}
+        for table in tables:
+            for field in table.schema:
+                if not pa.types.is_null(field.type):
+                    types.setdefault(field.name, set()).add(field.type)
+        mixed = {name for name, found in types.items() if len(found) > 1 and name not in INTERNAL and name != GEOMETRY}
+        tables = [t.select(t.column_names) for t in tables]
+        for i, table in enumerate(tables):
+            for name in mixed & set(table.column_names):
+                position = table.column_names.index(name)
+                table = table.set_column(position, name, pc.cast(table.column(name), pa.large_string()))
+            tables[i] = table
+        merged = pa.concat_tables(tables, promote_options="permissive")
     # the geometry column keeps its extension tags only if every part had them: put them back
     return with_geo_metadata(merged)
 
