@@ -10,7 +10,7 @@ import os
 from webmap.errors import BadInput
 
 DEFAULTS = {
-    # Where the data lives. Empty: the embedded GeoPackage instance/webmap.gpkg.
+    # Where the data lives. Empty: the embedded store, folder:instance/store (an SQLite catalogue, Arrow files).
     "STORE_URL": "",
     # Language of pages when the visitor has not chosen one: vi or en.
     "DEFAULT_LANGUAGE": "vi",

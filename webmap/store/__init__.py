@@ -15,7 +15,7 @@ def default_store_url(instance_path: str) -> str:
 
 
 def open_store(url: str) -> Store:
-    """Open the store named by ``url``: ``folder:/path/to/store`` (embedded: a catalogue and GeoPackages) or a PostGIS URL (later)."""
+    """Open the store named by ``url``: ``folder:/path/to/store`` (embedded: an SQLite catalogue and one Arrow file per layer version) or a PostGIS URL (later)."""
     if url.startswith("folder:"):
         from webmap.store.embedded import EmbeddedStore
 
