@@ -116,3 +116,15 @@ def test_next_never_leaves_the_site(client, accounts, user):
         response = login(client, user[0], STRONG, next=target)
         assert response.headers["Location"] == expected
         client.post("/logout", data={"csrf_token": csrf(client, "/")})
+
+
+def test_password_rules_speak_the_page_language(client, user):
+    """The rules' reasons are shown in Vietnamese on Vietnamese pages, in English on English ones."""
+    login(client, *user)
+    response = change(client, user[1], "short")
+    assert response.status_code == 400 and "Mật khẩu không được chấp nhận: quá ngắn (5 ký tự" in response.data.decode()
+    client.set_cookie("lang", "en")
+    response = change(client, user[1], "short")
+    assert response.status_code == 400 and "password refused: too short (5 characters" in response.data.decode()
+    response = change(client, "not-the-password", STRONG)
+    assert "the username or the current password is wrong" in response.data.decode()

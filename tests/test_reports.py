@@ -225,6 +225,10 @@ def test_bad_input_is_one_line_and_stores_nothing(app, store, city, change, mess
     values = {"type": "cable_theft", "occurred_at": WHEN, "asset_id": "C-001", "method": "map",
               "lon": str(NEAR_C001[0]), "lat": str(NEAR_C001[1]), **change}
     before = [v.version for v in store.list_versions("incidents", active_only=False)]
+    page = post_form(city["vtsh"], values)  # in Vietnamese, the page's default: one line too
+    shown_vi = re.search(r'<p class="wm-error" role="alert">(.*?)</p>', page.data.decode(), re.S).group(1)
+    assert page.status_code == 400 and shown_vi.strip() and "\n" not in shown_vi and message not in shown_vi
+    city["vtsh"].set_cookie("lang", "en")
     page = post_form(city["vtsh"], values)
     assert page.status_code == 400
     shown = re.search(r'<p class="wm-error" role="alert">(.*?)</p>', page.data.decode(), re.S).group(1)
@@ -423,3 +427,19 @@ def test_reports_sqlite_history_table(app, city):
         con.close()
     assert row[0] == incident_id and row[2] == "vtsh.user" and row[3] == "submitted"
     assert json.loads(row[4])["method"] == "map"
+
+
+def test_form_errors_speak_the_page_language(city):
+    """The report form shows its refusals in Vietnamese (field labels as the form names them), in English when
+    the page is English; the API keeps English for the programs that call it."""
+    values = {"type": "không-có", "occurred_at": WHEN, "asset_id": "C-001", "lon": "105.7701", "lat": "10.0301"}
+    page = post_form(city["vtsh"], values).data.decode()
+    assert "Loại vụ việc: giá trị &#39;không-có&#39; không hợp lệ; chọn một trong: Trộm cắp cáp" in page
+    page = post_form(city["vtsh"], {**values, "type": "other", "occurred_at": "2031-01-01T08:00"}).data.decode()
+    assert "Thời điểm xảy ra 08:00 01/01/2031 ở tương lai" in page
+    page = post_form(city["vtsh"], {**values, "type": "other", "damage_vnd": "mười triệu"}).data.decode()
+    assert "Thiệt hại (đồng): nhập số đồng nguyên" in page
+    city["vtsh"].set_cookie("lang", "en")
+    page = post_form(city["vtsh"], values).data.decode()
+    assert "type &#39;không-có&#39; is not one of" in page
+    assert post_api(city["vtsh"], {**values, "type": "x"}).get_json()["error"].startswith("type 'x' is not one of")

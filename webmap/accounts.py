@@ -211,16 +211,20 @@ def check_password_rules(password, username=None) -> None:
     one of the most common passwords, nor one of them with digits and symbols around it.
     """
     if not isinstance(password, str) or not password:
-        raise BadInput("password refused: it is empty")
+        raise BadInput("password refused: it is empty", vi="Mật khẩu không được chấp nhận: chưa nhập mật khẩu")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise BadInput(f"password refused: too short ({len(password)} characters, at least {MIN_PASSWORD_LENGTH})")
+        raise BadInput(f"password refused: too short ({len(password)} characters, at least {MIN_PASSWORD_LENGTH})",
+                       vi=f"Mật khẩu không được chấp nhận: quá ngắn ({len(password)} ký tự, cần ít nhất {MIN_PASSWORD_LENGTH})")
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise BadInput(f"password refused: too long (at most {MAX_PASSWORD_LENGTH} characters)")
+        raise BadInput(f"password refused: too long (at most {MAX_PASSWORD_LENGTH} characters)",
+                       vi=f"Mật khẩu không được chấp nhận: quá dài (tối đa {MAX_PASSWORD_LENGTH} ký tự)")
     if any(candidate in COMMON_PASSWORDS for candidate in _common_candidates(password)):
-        raise BadInput("password refused: it is one of the most common passwords, or one with a few characters added")
+        raise BadInput("password refused: it is one of the most common passwords, or one with a few characters added",
+                       vi="Mật khẩu không được chấp nhận: đây là mật khẩu phổ biến (hoặc chỉ thêm vài ký tự vào mật khẩu phổ biến)")
     name = normalize_username(username)
     if name and name in password.lower():
-        raise BadInput("password refused: it contains the username")
+        raise BadInput("password refused: it contains the username",
+                       vi="Mật khẩu không được chấp nhận: mật khẩu chứa tên đăng nhập")
     classes = sum((
         any(ch.islower() for ch in password),
         any(ch.isupper() for ch in password),
@@ -229,7 +233,9 @@ def check_password_rules(password, username=None) -> None:
     ))
     if classes < 3 and len(password) < LONG_PASSWORD_LENGTH:
         raise BadInput(f"password refused: use at least 3 of lower case, upper case, digits and other characters "
-                       f"(it has {classes}), or at least {LONG_PASSWORD_LENGTH} characters")
+                       f"(it has {classes}), or at least {LONG_PASSWORD_LENGTH} characters",
+                       vi=f"Mật khẩu không được chấp nhận: cần có ít nhất 3 trong 4 loại ký tự (chữ thường, chữ hoa, "
+                          f"chữ số, ký tự khác; mật khẩu này có {classes}) hoặc dài từ {LONG_PASSWORD_LENGTH} ký tự trở lên")
 
 
 def generate_password(username=None) -> str:
@@ -453,9 +459,11 @@ class AccountStore:
         differ from it. Clears must_change_password."""
         user = self.authenticate(username, old_password)
         if user is None:
-            raise BadInput("password not changed: the username or the current password is wrong")
+            raise BadInput("password not changed: the username or the current password is wrong",
+                           vi="Chưa đổi mật khẩu: tên đăng nhập hoặc mật khẩu hiện tại không đúng")
         if new_password == old_password:
-            raise BadInput("password refused: it is the same as the current one")
+            raise BadInput("password refused: it is the same as the current one",
+                           vi="Mật khẩu không được chấp nhận: trùng với mật khẩu hiện tại")
         check_password_rules(new_password, user.username)
         self._set_password(user.username, hash_password(new_password), must_change=False)
         return self.get_user(user.username)

@@ -961,7 +961,9 @@ def check_lonlat_bounds(bounds, *, source_bounds=None) -> None:
     if south <= minx and maxx <= north and west <= miny and maxy <= east:
         raise CrsError(
             f"latitude and longitude look swapped: x runs {minx:.6g}..{maxx:.6g} (a latitude in Vietnam) and "
-            f"y {miny:.6g}..{maxy:.6g} (a longitude); swap the columns or the axis order and import again"
+            f"y {miny:.6g}..{maxy:.6g} (a longitude); swap the columns or the axis order and import again",
+            vi=f"Kinh độ và vĩ độ có vẻ bị đảo: x từ {minx:.6g} đến {maxx:.6g} (là vĩ độ ở Việt Nam), y từ "
+               f"{miny:.6g} đến {maxy:.6g} (là kinh độ); hãy đổi chỗ hai giá trị rồi nhập lại",
         )
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         candidates = guess_crs(source_bounds if source_bounds is not None else tuple(b))
@@ -969,7 +971,10 @@ def check_lonlat_bounds(bounds, *, source_bounds=None) -> None:
         raise CrsError(
             f"coordinates outside longitude -180..180 / latitude -90..90 after transformation "
             f"(x {minx:.10g}..{maxx:.10g}, y {miny:.10g}..{maxy:.10g}): the CRS is wrong; name the right "
-            f"one with --crs{hint}"
+            f"one with --crs{hint}",
+            vi=f"Tọa độ sau khi chuyển đổi nằm ngoài kinh độ -180..180 / vĩ độ -90..90 (x {minx:.10g}..{maxx:.10g}, "
+               f"y {miny:.10g}..{maxy:.10g}): hệ tọa độ không đúng, hãy chọn đúng hệ tọa độ"
+               + (f" (tọa độ có vẻ thuộc {' hoặc '.join(candidates[:3])})" if candidates else ""),
         )
 
 

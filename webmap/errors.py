@@ -2,6 +2,8 @@
 
 Raise the most specific class with a message a user can act on (what was expected, what arrived, what to
 do). Anything that is not a WebmapError is an internal error: exit 1 / HTTP 500 with a generic message.
+The message is English (the CLI, logs, the API's ``error``); a message that people meet on the web pages
+also carries its Vietnamese wording (``vi=``), which pages in Vietnamese show instead (``localized``).
 The classes also subclass the matching built-in so callers can catch ``ValueError`` or ``LookupError``.
 """
 
@@ -12,12 +14,17 @@ class WebmapError(Exception):
     http_status = 500
     exit_code = 1
 
-    def __init__(self, message):
+    def __init__(self, message, *, vi=None):
         super().__init__(message)
         self.message = message
+        self.message_vi = vi
 
     def __str__(self):
         return self.message
+
+    def localized(self, lang: str) -> str:
+        """The message in ``lang`` when it has that wording (Vietnamese), else in English."""
+        return self.message_vi if lang == "vi" and self.message_vi else self.message
 
 
 class BadInput(WebmapError, ValueError):

@@ -51,6 +51,9 @@ STRINGS = {
     "upload_crs": {"vi": "Hệ tọa độ (khi tệp không có)", "en": "CRS (when the file has none)"},
     "upload_owner": {"vi": "Doanh nghiệp quản lý (mã)", "en": "Owner (code)"},
     "upload_no_file": {"vi": "Chưa chọn tệp.", "en": "No file chosen."},
+    # the reason comes from the import; most of its checks speak English only (they are the CLI's too)
+    "upload_failed": {"vi": "Không nạp được tệp; dữ liệu đang lưu giữ nguyên. Lý do: {reason}",
+                      "en": "The file was not loaded; the stored data is unchanged. Reason: {reason}"},
     "upload_hint_enterprise": {"vi": "Tệp thay thế toàn bộ công trình của doanh nghiệp bạn trong lớp đã chọn; công trình của "
                                      "doanh nghiệp khác không bị ảnh hưởng. Shapefile cần nén .zip kèm .shx, .dbf, .prj, .cpg.",
                                "en": "The file replaces all of your enterprise's features in the chosen layer; other "

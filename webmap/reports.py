@@ -141,6 +141,39 @@ def _context(target: _Target):
 
 
 # -- checking what the user sent ----------------------------------------------------------------------------
+# Vietnamese names of the form's own fields, for its messages (the incident fields' come from the layer definition)
+_FORM_FIELDS_VI = {"lon": "Kinh độ", "lat": "Vĩ độ", "x": "Tọa độ X", "y": "Tọa độ Y", "crs": "Hệ tọa độ",
+                   "route_id": "Tuyến cáp (mã)", "chainage_km": "Lý trình (km)", "method": "Cách xác định vị trí",
+                   "note": "Ghi chú", "reason": "Lý do"}
+_DAMAGE_VI = "Thiệt hại (đồng): nhập số đồng nguyên, ví dụ 15000000 hoặc 15.000.000"
+
+
+def _incident_field(name):
+    from webmap.catalog import load_catalog
+
+    try:
+        return load_catalog()[KIND].get_field(name)
+    except KeyError:
+        return None
+
+
+def _vi(name) -> str:
+    """The Vietnamese label of a report field, as the form shows it."""
+    if name in _FORM_FIELDS_VI:
+        return _FORM_FIELDS_VI[name]
+    field = _incident_field(name)
+    return field.label_for("vi") if field else name
+
+
+def _value_vi(name, value) -> str:
+    field = _incident_field(name)
+    return ((field.value_labels.get(value) or {}).get("vi") if field else None) or str(value)
+
+
+def _choices_vi(layer, name) -> str:
+    return ", ".join(_value_vi(name, code) for code in (layer.get_field(name).allowed or ()))
+
+
 def _text(data, name, limit=200) -> str:
     value = data.get(name)
     if value is None:
@@ -148,10 +181,11 @@ def _text(data, name, limit=200) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
-        raise BadInput(f"{name}: expected text, got {type(value).__name__}")
+        raise BadInput(f"{name}: expected text, got {type(value).__name__}", vi=f"{_vi(name)}: cần nhập chữ")
     value = value.strip()
     if len(value) > limit:
-        raise BadInput(f"{name}: too long ({len(value)} characters, at most {limit})")
+        raise BadInput(f"{name}: too long ({len(value)} characters, at most {limit})",
+                       vi=f"{_vi(name)}: quá dài ({len(value)} ký tự, tối đa {limit})")
     return value
 
 
@@ -159,16 +193,17 @@ def _number(data, name, *, required=True):
     value = data.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise BadInput(f"{name} is required")
+            raise BadInput(f"{name} is required", vi=f"{_vi(name)}: chưa nhập (bắt buộc)")
         return None
     if isinstance(value, bool):
-        raise BadInput(f"{name}: expected a number, got {value!r}")
+        raise BadInput(f"{name}: expected a number, got {value!r}", vi=f"{_vi(name)}: phải là một số")
     try:
         number = float(str(value).strip().replace(",", ".")) if isinstance(value, str) else float(value)
     except (TypeError, ValueError):
-        raise BadInput(f"{name}: expected a number, got {str(value)[:40]!r}") from None
+        raise BadInput(f"{name}: expected a number, got {str(value)[:40]!r}",
+                       vi=f"{_vi(name)}: phải là một số, không phải {str(value)[:40]!r}") from None
     if not math.isfinite(number):
-        raise BadInput(f"{name}: expected a finite number, got {value!r}")
+        raise BadInput(f"{name}: expected a finite number, got {value!r}", vi=f"{_vi(name)}: phải là một số hữu hạn")
     return number
 
 
@@ -176,21 +211,26 @@ def parse_time(value, now=None) -> str:
     """``occurred_at`` as ISO 8601 in Vietnam time (``2026-11-30T08:15:00+07:00``); a time without an offset
     is Vietnam time (what a ``datetime-local`` field sends); the future is refused."""
     if value is None or not str(value).strip():
-        raise BadInput("occurred_at is required: the date and time of the incident, e.g. 2026-11-30T08:15")
+        raise BadInput("occurred_at is required: the date and time of the incident, e.g. 2026-11-30T08:15",
+                       vi="Chưa nhập thời điểm xảy ra sự cố (ngày và giờ, ví dụ 2026-11-30T08:15)")
     text = str(value).strip()
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError:
-        raise BadInput(f"occurred_at: not a date and time, got {text[:40]!r}; use e.g. 2026-11-30T08:15") from None
+        raise BadInput(f"occurred_at: not a date and time, got {text[:40]!r}; use e.g. 2026-11-30T08:15",
+                       vi=f"Thời điểm xảy ra: {text[:40]!r} không phải ngày giờ hợp lệ; nhập ví dụ 2026-11-30T08:15") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=LOCAL_TZ)
     when = when.astimezone(LOCAL_TZ).replace(microsecond=0)
     now = now or datetime.now(LOCAL_TZ)
     if when > now + FUTURE_TOLERANCE:
         raise BadInput(f"occurred_at {when:%Y-%m-%d %H:%M} is in the future (now {now.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}"
-                       " Vietnam time)")
+                       " Vietnam time)",
+                       vi=f"Thời điểm xảy ra {when:%H:%M %d/%m/%Y} ở tương lai (bây giờ là "
+                          f"{now.astimezone(LOCAL_TZ):%H:%M %d/%m/%Y}, giờ Việt Nam)")
     if when < EARLIEST:
-        raise BadInput(f"occurred_at {when:%Y-%m-%d} is before {EARLIEST:%Y}: check the year")
+        raise BadInput(f"occurred_at {when:%Y-%m-%d} is before {EARLIEST:%Y}: check the year",
+                       vi=f"Thời điểm xảy ra {when:%d/%m/%Y} trước năm {EARLIEST:%Y}: kiểm tra lại năm")
     return when.strftime("%Y-%m-%dT%H:%M:%S+07:00")
 
 
@@ -203,10 +243,10 @@ def parse_damage(value) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
-        raise BadInput(f"damage_vnd: expected a whole number of đồng, got {value!r}")
+        raise BadInput(f"damage_vnd: expected a whole number of đồng, got {value!r}", vi=_DAMAGE_VI)
     if isinstance(value, (int, float)):
         if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
-            raise BadInput(f"damage_vnd: expected a whole number of đồng, got {value!r}")
+            raise BadInput(f"damage_vnd: expected a whole number of đồng, got {value!r}", vi=_DAMAGE_VI)
         number = int(value)
     else:
         text = str(value).strip().replace("\u00a0", " ")
@@ -219,13 +259,16 @@ def parse_damage(value) -> int | None:
         elif _GROUPED.fullmatch(text):
             number = int(re.sub(r"[.,\s]", "", text))
         elif text.startswith("-"):
-            raise BadInput(f"damage_vnd must not be negative, got {str(value)[:40]!r}")
+            raise BadInput(f"damage_vnd must not be negative, got {str(value)[:40]!r}",
+                           vi="Thiệt hại (đồng) không được là số âm")
         else:
-            raise BadInput(f"damage_vnd: expected a whole number of đồng such as 15000000, got {str(value)[:40]!r}")
+            raise BadInput(f"damage_vnd: expected a whole number of đồng such as 15000000, got {str(value)[:40]!r}",
+                           vi=_DAMAGE_VI)
     if number < 0:
-        raise BadInput(f"damage_vnd must not be negative, got {number}")
+        raise BadInput(f"damage_vnd must not be negative, got {number}", vi="Thiệt hại (đồng) không được là số âm")
     if number > MAX_DAMAGE_VND:
-        raise BadInput(f"damage_vnd {number:,} is beyond belief: check the number of zeros")
+        raise BadInput(f"damage_vnd {number:,} is beyond belief: check the number of zeros",
+                       vi=f"Thiệt hại {number:,} đồng lớn bất thường: kiểm tra lại số chữ số 0".replace(",", "."))
     return number
 
 
@@ -233,9 +276,11 @@ def _coded(data, name, layer, default=None) -> str:
     allowed = layer.get_field(name).allowed or ()
     value = _text(data, name, 64) or default
     if not value:
-        raise BadInput(f"{name} is required: one of {', '.join(allowed)}")
+        raise BadInput(f"{name} is required: one of {', '.join(allowed)}",
+                       vi=f"{_vi(name)}: chưa chọn (bắt buộc); chọn một trong: {_choices_vi(layer, name)}")
     if value not in allowed:
-        raise BadInput(f"{name} {value!r} is not one of {', '.join(allowed)}")
+        raise BadInput(f"{name} {value!r} is not one of {', '.join(allowed)}",
+                       vi=f"{_vi(name)}: giá trị {value!r} không hợp lệ; chọn một trong: {_choices_vi(layer, name)}")
     return value
 
 
@@ -243,7 +288,8 @@ def _method(data) -> str:
     method = _text(data, "method", 20)
     if method:
         if method not in LOCATION_METHODS:
-            raise BadInput(f"method {method!r} is not one of {', '.join(LOCATION_METHODS)}")
+            raise BadInput(f"method {method!r} is not one of {', '.join(LOCATION_METHODS)}",
+                           vi=f"Cách xác định vị trí {method!r} không hợp lệ")
         return method
     given = lambda *names: any(str(data.get(n) or "").strip() for n in names)  # noqa: E731
     if given("lon", "lat"):
@@ -253,7 +299,8 @@ def _method(data) -> str:
     if given("x", "y"):
         return "coordinates"
     raise BadInput("the location is required: lon/lat (on the map), route_id with chainage_m (along a route), "
-                   "or x/y with crs (coordinates)")
+                   "or x/y with crs (coordinates)",
+                   vi="Chưa có vị trí: chọn trên bản đồ, nhập tuyến cáp và lý trình, hoặc nhập tọa độ X/Y và hệ tọa độ")
 
 
 def _lonlat_point(lon, lat):
@@ -311,7 +358,11 @@ def _find_asset(target, principal, asset_id, context, kinds=ASSET_KINDS):
     what = "cable route" if kinds == (ROUTE_KIND,) else "asset"
     whose = " of your enterprise" if principal.role == "enterprise" else (
         " in your district" if principal.role == "district" else "")
-    raise BadInput(f"unknown {what} {asset_id!r}: give the id of a {what}{whose}")
+    what_vi = "tuyến cáp" if kinds == (ROUTE_KIND,) else "công trình"
+    whose_vi = " của doanh nghiệp bạn" if principal.role == "enterprise" else (
+        " trên địa bàn quận/huyện của bạn" if principal.role == "district" else "")
+    raise BadInput(f"unknown {what} {asset_id!r}: give the id of a {what}{whose}",
+                   vi=f"Không tìm thấy {what_vi} {asset_id!r}: nhập mã {what_vi}{whose_vi}")
 
 
 def _distance_m(point, geometry) -> float:
@@ -332,7 +383,9 @@ def _check_in_city(target, point):
     m = CITY_MARGIN_DEG
     if not (west - m <= point.x <= east + m and south - m <= point.y <= north + m):
         raise BadInput(f"the location ({point.x:.6f}, {point.y:.6f}) lies outside the city's districts: check the "
-                       "coordinates (and their CRS)")
+                       "coordinates (and their CRS)",
+                       vi=f"Vị trí ({point.x:.6f}, {point.y:.6f}) nằm ngoài địa giới thành phố: kiểm tra lại tọa độ "
+                          "(và hệ tọa độ)")
 
 
 def check_report(target, principal, data: dict, now=None) -> tuple[dict, object, dict]:
@@ -340,11 +393,14 @@ def check_report(target, principal, data: dict, now=None) -> tuple[dict, object,
     from webmap.catalog import load_catalog
 
     if principal.role not in RECORDING_ROLES:
-        raise NotFound("reports are made by enterprises, districts and the police")
+        raise NotFound("reports are made by enterprises, districts and the police",
+                       vi="Chỉ doanh nghiệp, UBND quận/huyện và Công an gửi báo cáo sự cố")
     if not isinstance(data, dict):
-        raise BadInput("a report is a JSON object (or a form) of named values")
+        raise BadInput("a report is a JSON object (or a form) of named values",
+                       vi="Báo cáo phải gồm các trường có tên (biểu mẫu hoặc đối tượng JSON)")
     if principal.role in ("enterprise", "district") and not principal.org_code:
-        raise BadInput("your account belongs to no organisation: ask the administrator")
+        raise BadInput("your account belongs to no organisation: ask the administrator",
+                       vi="Tài khoản của bạn chưa thuộc đơn vị nào: đề nghị quản trị viên bổ sung")
     layer = load_catalog()[KIND]
     context = _context(target)
     props = {
@@ -368,15 +424,19 @@ def check_report(target, principal, data: dict, now=None) -> tuple[dict, object,
 
         route_id = _text(data, "route_id", 100)
         if not route_id:
-            raise BadInput("route_id is required to place a report by chainage")
+            raise BadInput("route_id is required to place a report by chainage",
+                           vi="Chưa nhập mã tuyến cáp để xác định vị trí theo lý trình")
         if asset_id and asset_id != route_id:
             raise BadInput(f"a report placed by chainage concerns its route: asset_id {asset_id!r} differs from "
-                           f"route_id {route_id!r}")
+                           f"route_id {route_id!r}",
+                           vi=f"Báo cáo theo lý trình thuộc tuyến {route_id!r}: công trình bị ảnh hưởng {asset_id!r} "
+                              "không khớp với tuyến")
         chainage_m = _number(data, "chainage_m", required=False)
         if chainage_m is None:
             km = _number(data, "chainage_km", required=False)
             if km is None:
-                raise BadInput("chainage_m (or chainage_km) is required to place a report along a route")
+                raise BadInput("chainage_m (or chainage_km) is required to place a report along a route",
+                               vi="Chưa nhập lý trình (m hoặc km) để xác định vị trí dọc tuyến cáp")
             chainage_m = km * 1000
         _, rows = _find_asset(target, principal, route_id, context, kinds=(ROUTE_KIND,))
         point = place_at_chainage(rows.geometry.iloc[0], chainage_m)
@@ -384,7 +444,8 @@ def check_report(target, principal, data: dict, now=None) -> tuple[dict, object,
         props["chainage_m"] = round(float(chainage_m), 2)
         details.update(route_id=route_id, chainage_m=props["chainage_m"])
     if principal.role == "enterprise" and not asset_id:
-        raise BadInput("asset_id is required: the id of your cable route or station that was damaged")
+        raise BadInput("asset_id is required: the id of your cable route or station that was damaged",
+                       vi="Chưa nhập công trình bị ảnh hưởng: mã tuyến cáp hoặc trạm của doanh nghiệp bị hư hỏng")
     if asset_id and asset is None:
         kind, rows = _find_asset(target, principal, asset_id, context)
         asset = (kind, rows.geometry.iloc[0])
@@ -392,11 +453,15 @@ def check_report(target, principal, data: dict, now=None) -> tuple[dict, object,
         distance = _distance_m(point, asset[1])
         if distance > target.near_m:
             raise BadInput(f"the location lies {distance:,.0f} m from {asset_id}: a report must lie within "
-                           f"{target.near_m:,.0f} m of the asset it concerns (check the location or the asset)")
+                           f"{target.near_m:,.0f} m of the asset it concerns (check the location or the asset)",
+                           vi=(f"Vị trí cách {asset_id} {distance:,.0f} m: báo cáo phải nằm trong phạm vi "
+                               f"{target.near_m:,.0f} m quanh công trình liên quan (kiểm tra lại vị trí hoặc công trình)"
+                               ).replace(",", "."))
     if principal.role == "district":
         area = context.district_area(principal.district_code)
         if area.is_empty or not area.intersects(point):
-            raise BadInput("the location lies outside your district: a district reports incidents in its own district")
+            raise BadInput("the location lies outside your district: a district reports incidents in its own district",
+                           vi="Vị trí nằm ngoài địa bàn quận/huyện của bạn: quận/huyện chỉ báo cáo vụ việc trên địa bàn mình")
     _check_in_city(target, point)
     props.update(asset_id=asset_id or None, status="reported", source=SOURCE_BY_ROLE[principal.role],
                  reported_by_org=principal.org_code, reporter_name=principal.username)
@@ -475,17 +540,19 @@ def submit_report(app_or_store, principal, data: dict, *, source: str = "", now=
 
 def _decide(app_or_store, principal, incident_id, status, action, details, source):
     if not principal.is_staff:
-        raise NotFound(f"no report {incident_id}")
+        raise NotFound(f"no report {incident_id}", vi=f"Không có báo cáo {incident_id}")
     target = _target(app_or_store)
     con = _connect(target.path)
     try:
         with immediate_transaction(con):
             row = con.execute("SELECT status FROM reports WHERE incident_id = ?", (str(incident_id),)).fetchone()
             if row is None:
-                raise NotFound(f"no report {incident_id}")
+                raise NotFound(f"no report {incident_id}", vi=f"Không có báo cáo {incident_id}")
             if row["status"] != "reported":
                 raise BadInput(f"report {incident_id} is already {row['status']}: only a report awaiting "
-                               "verification can be verified or rejected")
+                               "verification can be verified or rejected",
+                               vi=f"Báo cáo {incident_id} đã ở trạng thái {_value_vi('status', row['status'])}: chỉ báo "
+                                  "cáo đang chờ xác minh mới được xác minh hoặc ghi nhận không xác thực")
             _history(con, incident_id, principal.username or "unknown", principal, action, details)
             con.execute("UPDATE reports SET status = ?, updated_at = ? WHERE incident_id = ?",
                         (status, _now(), incident_id))
@@ -495,7 +562,9 @@ def _decide(app_or_store, principal, incident_id, status, action, details, sourc
                 target.store.update_features(KIND, [incident_id], {"status": status}, provenance)
             except NotFound:
                 raise BadInput(f"{incident_id} is no longer in the incidents layer (an import replaced the layer "
-                               "without it): import it again before deciding on it") from None
+                               "without it): import it again before deciding on it",
+                               vi=f"Vụ việc {incident_id} không còn trong lớp Sự cố, vụ việc (một lần nạp dữ liệu đã thay "
+                                  "lớp này): nạp lại vụ việc trước khi xử lý") from None
     finally:
         con.close()
     _after(target, principal, f"report_{action}", incident_id, details, source)
@@ -514,7 +583,8 @@ def reject(app_or_store, principal, incident_id, reason: str, *, source: str = "
     """The police reject a report (a reason is required): its incident's status becomes ``rejected``."""
     reason = _text({"reason": reason}, "reason", MAX_REASON)
     if not reason:
-        raise BadInput("reason is required to reject a report")
+        raise BadInput("reason is required to reject a report",
+                       vi="Cần nhập lý do khi ghi nhận báo cáo là không xác thực")
     _decide(app_or_store, principal, incident_id, "rejected", "rejected", {"reason": reason}, source)
 
 
@@ -608,7 +678,7 @@ def get_report(app_or_store, principal, incident_id) -> dict:
     """One report as :func:`list_reports` gives it, if ``principal`` may see it; NotFound otherwise."""
     for report in list_reports(app_or_store, principal, incident_id=str(incident_id)):
         return report
-    raise NotFound(f"no report {incident_id}")
+    raise NotFound(f"no report {incident_id}", vi=f"Không có báo cáo {incident_id}")
 
 
 def set_sharing(app, principal, on: bool, *, source: str = "") -> bool:
@@ -616,7 +686,7 @@ def set_sharing(app, principal, on: bool, *, source: str = "") -> bool:
     from webmap.accounts import get_accounts
 
     if principal.role != "enterprise" or not principal.org_code:
-        raise NotFound("only an enterprise shares its reports")
+        raise NotFound("only an enterprise shares its reports", vi="Chỉ doanh nghiệp mới chia sẻ báo cáo của mình")
     shares = get_accounts(app).set_share_incidents(principal.org_code, bool(on), changed_by=principal.username)
     from webmap import audit
 

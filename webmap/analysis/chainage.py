@@ -101,7 +101,8 @@ def place_at_chainage(route: BaseGeometry, chainage_m: float) -> Point:
     try:
         chainage = float(chainage_m)
     except (TypeError, ValueError):
-        raise BadInput(f"the chainage must be a number of metres, got {chainage_m!r}") from None
+        raise BadInput(f"the chainage must be a number of metres, got {chainage_m!r}",
+                       vi=f"Lý trình phải là một số (mét), không phải {chainage_m!r}") from None
     parts = metric_parts(route)
     lengths = np.array([part.length for part in parts])
     total = float(lengths.sum())
@@ -109,7 +110,9 @@ def place_at_chainage(route: BaseGeometry, chainage_m: float) -> Point:
         chainage = total  # the route's end, given as its length rounded to the millimetre
     if not np.isfinite(chainage) or chainage < 0 or chainage > total:
         raise BadInput(f"chainage {chainage / 1000:.3f} km is outside the route: it must lie between 0 and "
-                       f"{total / 1000:.3f} km (the route's length)")
+                       f"{total / 1000:.3f} km (the route's length)",
+                       vi=f"Lý trình {chainage / 1000:.3f} km nằm ngoài tuyến: phải từ 0 đến {total / 1000:.3f} km "
+                          "(chiều dài tuyến)".replace(".", ","))
     ends = np.cumsum(lengths)
     index = min(int(np.searchsorted(ends, chainage, side="left")), len(parts) - 1)
     start = ends[index] - lengths[index]

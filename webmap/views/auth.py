@@ -123,7 +123,7 @@ def change_password():
     try:
         user = get_accounts().change_password(g.user.username, request.form.get("old_password") or "", new)
     except BadInput as exc:
-        return _render("password.html", error=exc.message), 400
+        return _render("password.html", error=exc.localized(current_language())), 400
     audit.for_app(current_app).record(user.username, "password_changed", user.username, None, audit.request_source())
     session["pwc"] = user.password_changed_at  # this session stays; every other one of this user ends
     flash(text["password_changed"])

@@ -6,6 +6,7 @@ from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from webmap.errors import WebmapError
+from webmap.i18n import current_language
 
 
 def _wants_json() -> bool:
@@ -24,7 +25,12 @@ def init_app(app):
     @app.errorhandler(WebmapError)
     def handle_webmap_error(exc):
         status = exc.http_status
-        message = exc.message if status < 500 else "internal error"
+        if status >= 500:
+            message = "internal error"
+        elif _wants_json():  # the API answers in English (its clients are programs); pages in the visitor's language
+            message = exc.message
+        else:
+            message = exc.localized(current_language())
         if status >= 500:
             app.logger.exception("webmap error")
         return _answer(status, message)

@@ -132,7 +132,7 @@ def new_report():
     except WebmapError as exc:
         if exc.http_status >= 500 or exc.http_status == 404:
             raise
-        return _form_page(who, values, exc.message, 400)
+        return _form_page(who, values, exc.localized(current_language()), 400)
     flash(strings(current_language())["report_sent"].format(id=incident_id))
     return redirect(url_for("reports.list_reports"), code=303)
 
@@ -224,7 +224,7 @@ def _decision(incident_id, decide, flash_key):
     try:
         decide(who)
     except BadInput as exc:
-        flash(exc.message)
+        flash(exc.localized(current_language()))
         return redirect(url_for("reports.list_reports"), code=303)
     flash(text[flash_key].format(id=incident_id))
     return redirect(url_for("reports.list_reports"), code=303)

@@ -103,7 +103,8 @@ def upload():
     except WebmapError as exc:
         if exc.http_status >= 500:
             raise
-        return _render(kinds, 400, error=exc.message)
+        lang = current_language()
+        return _render(kinds, 400, error=strings(lang)["upload_failed"].format(reason=exc.localized(lang)))
     report.source = os.path.basename(sent.filename)
     audit.for_app(current_app).record(who.username, "import", kind, {
         "file": report.source, "sha256": report.sha256, "features": report.features_kept,
