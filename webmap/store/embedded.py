@@ -215,11 +215,16 @@ class EmbeddedStore(Store):
         row = self._active_row(kind)
         return self._open(row["table_name"], json.loads(row["report"] or "{}").get("first_appended_fid"))
 
-    def _open(self, table: str, first_appended_fid=None) -> version_file.Version:
+    def _open(self, table: str, first_appended_fid=None, *, locked=False) -> version_file.Version:
+        """The version file of ``table``, mapped; an earlier release's GeoPackage is converted first (taking
+        the write lock unless the caller, a change, holds it already)."""
         path = self.table_path(table)
         legacy = os.path.join(self.layers_dir, table + LEGACY_EXTENSION)
         if not os.path.exists(path) and os.path.exists(legacy):
-            self._convert_legacy(table, legacy, first_appended_fid)
+            if locked:
+                self._convert_legacy_locked(table, legacy, first_appended_fid)
+            else:
+                self._convert_legacy(table, legacy, first_appended_fid)
         return version_file.open_version(path)
 
     def _convert_legacy(self, table, legacy, first_appended_fid):
@@ -240,13 +245,7 @@ class EmbeddedStore(Store):
         if first_appended_fid is not None and 0 < int(first_appended_fid) <= len(gdf):
             head = len(gdf) - int(first_appended_fid) + 1
             rank[len(gdf) - head:] = -np.arange(1, head + 1)  # the last appended first
-        tmp_path = os.path.join(self.layers_dir, f".tmp-{table}{version_file.EXTENSION}")
-        try:
-            self._write_version(tmp_path, version_file.build_table(gdf, rank=rank))
-            os.replace(tmp_path, path)
-        except BaseException:
-            self._remove_file(tmp_path)
-            raise
+        self._place(table, version_file.build_table(gdf, rank=rank))
         self._remove_file(legacy)
 
     # -- writing --------------------------------------------------------------------------------
@@ -276,6 +275,35 @@ class EmbeddedStore(Store):
         """Write a version file (tests inject failures here)."""
         version_file.write_file(path, table)
 
+    def _place(self, name, table) -> str:
+        """Write ``table`` as the version file ``name``: under a temporary name, flushed, then renamed into
+        place (a failure leaves no file behind). Returns the file's path."""
+        final_path = self.table_path(name)
+        tmp_path = os.path.join(self.layers_dir, f".tmp-{name}{version_file.EXTENSION}")
+        try:
+            self._write_version(tmp_path, table)
+            os.replace(tmp_path, final_path)
+        except BaseException:
+            self._remove_file(tmp_path)
+            raise
+        return final_path
+
+    @staticmethod
+    def _record(kind, version, name, table, *, source_name, sha256, crs, bbox, report) -> dict:
+        """The catalogue row of a new version (``bbox`` a list or None, ``report`` a dict)."""
+        return {
+            "kind": kind,
+            "version": version,
+            "table_name": name,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source_name": source_name,
+            "sha256": sha256,
+            "crs": crs,
+            "feature_count": int(table.num_rows),
+            "bbox": json.dumps(bbox) if bbox else None,
+            "report": json.dumps(report, ensure_ascii=False, default=str),
+        }
+
     def replace_layer(self, kind, gdf, provenance, progress=None, *, wkb=None, rank=None):
         """See ``Store.replace_layer``; ``wkb`` and ``rank`` as ``version_file.build_table`` takes them."""
         if progress:
@@ -291,22 +319,12 @@ class EmbeddedStore(Store):
             version = (row[0] or 0) + 1
             name = f"{kind}_v{version}"
             final_path = self.table_path(name)
-            tmp_path = os.path.join(self.layers_dir, f".tmp-{name}{version_file.EXTENSION}")
             try:
-                self._write_version(tmp_path, table)
-                os.replace(tmp_path, final_path)
-                record = {
-                    "kind": kind,
-                    "version": version,
-                    "table_name": name,
-                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "source_name": provenance.get("source_name", ""),
-                    "sha256": provenance.get("sha256", ""),
-                    "crs": provenance.get("crs", ""),
-                    "feature_count": int(table.num_rows),
-                    "bbox": json.dumps(self._extent(table)) if table.num_rows else None,
-                    "report": json.dumps(provenance.get("report", {}), ensure_ascii=False),
-                }
+                self._place(name, table)
+                record = self._record(kind, version, name, table, source_name=provenance.get("source_name", ""),
+                                      sha256=provenance.get("sha256", ""), crs=provenance.get("crs", ""),
+                                      bbox=self._extent(table) if table.num_rows else None,
+                                      report=provenance.get("report", {}))
                 con = self._writer()
                 try:
                     with con:  # one transaction: the pointer moves, or nothing happens
@@ -314,7 +332,6 @@ class EmbeddedStore(Store):
                 finally:
                     con.close()
             except BaseException:
-                self._remove_file(tmp_path)
                 self._remove_file(final_path)
                 raise
             self._prune(kind)
@@ -438,11 +455,9 @@ class EmbeddedStore(Store):
                 version = (newest or 0) + 1
                 name = f"{kind}_v{version}"
                 final_path = self.table_path(name)
-                tmp_path = os.path.join(self.layers_dir, f".tmp-{name}{version_file.EXTENSION}")
                 try:
-                    table = change(self._open_for_change(base["table_name"], inherited))
-                    self._write_version(tmp_path, table)
-                    os.replace(tmp_path, final_path)
+                    table = change(self._open(base["table_name"], inherited, locked=True))
+                    self._place(name, table)
                     bbox = json.loads(base["bbox"]) if base["bbox"] else None
                     if added_bounds is not None:
                         bbox = list(added_bounds) if bbox is None else [
@@ -451,39 +466,22 @@ class EmbeddedStore(Store):
                     report = {**(provenance.get("report") or {}), **details, "base_version": base["version"]}
                     if inherited is not None:  # rows appended to earlier versions still lead
                         report["first_appended_fid"] = inherited
-                    record = {
-                        "kind": kind,
-                        "version": version,
-                        "table_name": name,
-                        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        "source_name": provenance.get("source_name") or f"{details['operation']} on version {base['version']}",
-                        "sha256": provenance.get("sha256") or digest,
-                        "crs": provenance.get("crs") or base["crs"],
-                        "feature_count": int(table.num_rows),
-                        "bbox": json.dumps(bbox) if bbox else None,
-                        "report": json.dumps(report, ensure_ascii=False, default=str),
-                    }
+                    record = self._record(
+                        kind, version, name, table,
+                        source_name=provenance.get("source_name") or f"{details['operation']} on version {base['version']}",
+                        sha256=provenance.get("sha256") or digest, crs=provenance.get("crs") or base["crs"],
+                        bbox=bbox, report=report)
                     self._register(kind, version, record, expected_active=base["version"])
                 except _Conflict:
-                    self._remove_file(tmp_path)
                     self._remove_file(final_path)
                     continue
                 except BaseException:
-                    self._remove_file(tmp_path)
                     self._remove_file(final_path)
                     raise
                 self._prune(kind)
                 return self.list_versions(kind)[0]
         raise StoreError(f"layer {kind} kept changing while this change was made (imports in another process?); "
                          "nothing was changed: try again")
-
-    def _open_for_change(self, table, first_appended_fid):
-        """The version a change starts from (under the write lock, so a legacy file is converted in place)."""
-        path = self.table_path(table)
-        legacy = os.path.join(self.layers_dir, table + LEGACY_EXTENSION)
-        if not os.path.exists(path) and os.path.exists(legacy):
-            self._convert_legacy_locked(table, legacy, first_appended_fid)
-        return version_file.open_version(path)
 
     def _register(self, kind, version, record, expected_active):
         """Insert and activate a version in one transaction, if ``expected_active`` is still the active one."""

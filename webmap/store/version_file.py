@@ -138,7 +138,6 @@ def concat(tables: list[pa.Table]) -> pa.Table:
                 if not pa.types.is_null(field.type):
                     types.setdefault(field.name, set()).add(field.type)
         mixed = {name for name, found in types.items() if len(found) > 1 and name not in INTERNAL and name != GEOMETRY}
-        tables = [t.select(t.column_names) for t in tables]
         for i, table in enumerate(tables):
             for name in mixed & set(table.column_names):
                 position = table.column_names.index(name)
