@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import geopandas as gpd
@@ -109,28 +108,6 @@ def view_rank(layer, gdf) -> np.ndarray | None:
     return rank
 
 
-def _hash_in_background(path):
-    """SHA-256 of ``path`` on another thread (hashlib releases the GIL), while the file is read."""
-    result = {}
-
-    def work():
-        try:
-            result["sha256"] = file_sha256(path)
-        except OSError as exc:  # reported when the digest is asked for
-            result["error"] = exc
-
-    thread = threading.Thread(target=work, name="webmap-sha256", daemon=True)
-    thread.start()
-
-    def digest():
-        thread.join()
-        if "error" in result:
-            raise result["error"]
-        return result["sha256"]
-
-    return digest
-
-
 def _conform(layer, frame, mapping, owner):
     """``conform_attributes`` with the warnings it gives, and the rows' view rank, for a worker thread."""
     warnings = []
@@ -151,67 +128,76 @@ def prepare_layer(path, kind, *, owner=None, crs=None, encoding=None, member=Non
         # open_source gives the precise message (missing, virtual path, not a file)
         with open_source(path, member):
             pass
-    digest = _hash_in_background(path)
     report = ImportReport(layer=kind, source=os.path.basename(str(path)), format="", sha256="")
-    step("read")
-    with open_source(path, member) as source:
-        report.format = source.format + (f" (layer {source.layer})" if source.layer else "")
-        raw = read_source(source, encoding)
-    report.encoding = raw.encoding
-    report.warnings += raw.notes
-    report.features_read = len(raw)
-    if len(raw) == 0:
-        raise BadInput(f"{report.source} holds no features")
-    frame = raw.attributes()
-    # Two things at once (shapely and Arrow release the GIL): the attributes are mapped to the schema for
-    # every row on another thread while this one parses and checks the geometries. When a check drops rows
-    # (null or unrepairable geometries), the mapping is done again on the rows kept, so its result and its
-    # errors are exactly those of mapping the kept rows alone.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="webmap-conform") as pool:
+    # Work at once on two cores (hashlib, shapely and Arrow release the GIL): the file is hashed while it is
+    # read, and the attributes are mapped to the schema for every row while this thread parses and checks
+    # the geometries. When a check drops rows (null or unrepairable geometries), the mapping is done again
+    # on the rows kept, so its result and its errors are exactly those of mapping the kept rows alone.
+    # Leaving the block waits for both: nothing runs on behind an error.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="webmap-import") as pool:
+        hashed = pool.submit(file_sha256, path)
+        step("read")
+        with open_source(path, member) as source:
+            report.format = source.format + (f" (layer {source.layer})" if source.layer else "")
+            raw = read_source(source, encoding)
+        report.encoding = raw.encoding
+        report.warnings += raw.notes
+        report.features_read = len(raw)
+        if len(raw) == 0:
+            raise BadInput(f"{report.source} holds no features")
+        frame = raw.attributes()
         mapped = pool.submit(_conform, layer, frame, mapping, owner)
-        try:
-            step("geometry")
-            counts = {}
-            geoms, keep = clean_geometries(raw.geometries(), layer.geometry, counts)
-            report.repaired = counts["repaired"]
-            report.dropped_empty = counts["dropped_empty"]
-            report.dropped_unrepairable = counts["dropped_unrepairable"]
-            if not keep.any():
-                raise BadInput(f"{report.source}: no feature has a usable geometry")
-            everything_kept = bool(keep.all())
-            kept = geoms if everything_kept else geoms[keep]
-            bounds = tuple(float(v) for v in shapely.total_bounds(kept))
-            step("crs")
-            resolution = crs_mod.resolve_crs(raw.crs, user_crs=crs, bounds=bounds)
-            report.crs = resolution.source.to_string() if resolution.source is not None else ""
-            report.transformation = resolution.description
-            report.warnings += list(resolution.warnings)
-            lonlat = resolution.transform_geometries(kept) if resolution.moves_coordinates else kept
-            crs_mod.check_lonlat_bounds(tuple(float(v) for v in shapely.total_bounds(lonlat)))
-            polygons = has_polygons(lonlat)
-            if polygons:
-                lonlat = orient_rfc7946(lonlat)
-        finally:
-            wait([mapped])  # never leave the mapping running behind an error
+        checked = _check_geometries(raw, layer, crs, report, step)
         step("attributes")
-        if everything_kept:
+        if checked.keep.all():
             attributes, warnings, rank = mapped.result()
         else:
-            attributes, warnings, rank = _conform(layer, frame.loc[keep], mapping, owner)
+            attributes, warnings, rank = _conform(layer, frame.loc[checked.keep], mapping, owner)
+        report.sha256 = hashed.result()
     report.warnings += warnings
-    out = gpd.GeoDataFrame(attributes.reset_index(drop=True), geometry=np.asarray(lonlat, dtype=object),
+    out = gpd.GeoDataFrame(attributes.reset_index(drop=True), geometry=np.asarray(checked.lonlat, dtype=object),
                            crs="EPSG:4326")
     report.features_kept = len(out)
     if report.dropped_empty:
         report.warnings.append(f"{report.dropped_empty} feature(s) without geometry dropped")
-    # the bytes read can be stored as they are when no check touched a geometry
-    untouched = (raw.wkb is not None and not counts["forced_2d"] and not report.repaired
-                 and not resolution.moves_coordinates and not polygons)
     wkb = None
-    if untouched:
-        wkb = raw.wkb if everything_kept else raw.wkb.filter(pa.array(keep))
-    report.sha256 = digest()
+    if raw.wkb is not None and checked.untouched:  # the bytes read are stored as they are
+        wkb = raw.wkb if checked.keep.all() else raw.wkb.filter(pa.array(checked.keep))
     return PreparedLayer(out, report, wkb=wkb, rank=rank)
+
+
+@dataclass
+class _CheckedGeometries:
+    lonlat: np.ndarray  # the kept geometries, in WGS 84 lon/lat, rings oriented
+    keep: np.ndarray  # which rows of the file are kept
+    untouched: bool  # no check changed a kept geometry (no Z dropped, repair, transformation or re-orientation)
+
+
+def _check_geometries(raw, layer, crs, report, step) -> _CheckedGeometries:
+    """Parse, check and repair the geometries, resolve the CRS and bring them to WGS 84; counts and CRS go
+    into ``report``."""
+    step("geometry")
+    counts = {}
+    geoms, keep = clean_geometries(raw.geometries(), layer.geometry, counts)
+    report.repaired = counts["repaired"]
+    report.dropped_empty = counts["dropped_empty"]
+    report.dropped_unrepairable = counts["dropped_unrepairable"]
+    if not keep.any():
+        raise BadInput(f"{report.source}: no feature has a usable geometry")
+    kept = geoms if keep.all() else geoms[keep]
+    bounds = tuple(float(v) for v in shapely.total_bounds(kept))
+    step("crs")
+    resolution = crs_mod.resolve_crs(raw.crs, user_crs=crs, bounds=bounds)
+    report.crs = resolution.source.to_string() if resolution.source is not None else ""
+    report.transformation = resolution.description
+    report.warnings += list(resolution.warnings)
+    lonlat = resolution.transform_geometries(kept) if resolution.moves_coordinates else kept
+    crs_mod.check_lonlat_bounds(tuple(float(v) for v in shapely.total_bounds(lonlat)))
+    polygons = has_polygons(lonlat)
+    if polygons:
+        lonlat = orient_rfc7946(lonlat)
+    untouched = not (counts["forced_2d"] or report.repaired or resolution.moves_coordinates or polygons)
+    return _CheckedGeometries(lonlat, keep, untouched)
 
 
 def provenance_of(report: ImportReport) -> dict:
