@@ -125,3 +125,18 @@ def test_a_mask_query_reads_geometries_only_for_candidates(store, tmp_path):
     assert list(gdf["id"]) == ["I-150"] and exceeded  # the newer of the two first
     assert store.summarize("incidents", FeatureQuery(mask=mask))[0] == 2
     assert store.query_features("incidents", FeatureQuery(mask=Polygon()))[0].empty
+
+
+def test_a_damaged_version_file_is_a_clear_store_error(store, tmp_path):
+    """A version file cut short (a full disk, a bad copy) is refused in one line that names it; the catalogue
+    is left as it was."""
+    from webmap.errors import StoreError
+
+    import_layer(store, fixtures.write_geojson(fixtures.stations(), str(tmp_path / "s.geojson")), "stations")
+    path = store.table_path("stations_v1")
+    with open(path, "r+b") as fh:
+        fh.truncate(100)
+    with pytest.raises(StoreError, match=r"cannot read stations_v1\.arrow") as caught:
+        store.query_features("stations", FeatureQuery())
+    assert "\n" not in str(caught.value)
+    assert [v.version for v in store.list_versions("stations", active_only=False)] == [1]
